@@ -1,0 +1,8 @@
+"""Keras layers of keras-hrf: the HRF layer and the TFLite-Micro-friendly building blocks."""
+
+from keras_hrf.layers.attention import MultiHeadAttentionCore
+from keras_hrf.layers.glu import GLU
+from keras_hrf.layers.hrf_dense import FACTOR_INITS, HRFDense
+from keras_hrf.layers.layer_norm import LayerNorm
+
+__all__ = ["FACTOR_INITS", "GLU", "HRFDense", "LayerNorm", "MultiHeadAttentionCore"]

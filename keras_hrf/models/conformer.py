@@ -1,0 +1,80 @@
+"""Conformer (Gulati et al. 2020), adapted to TFLite Micro.
+
+Block: ``x + ½·FFN(LN x)``, ``x + MHSA(LN x)``, ``x + Conv(LN x)``, ``x + ½·FFN(LN x)``, then LN.
+The convolution module is pointwise (2d) + GLU, depthwise Conv1D, BatchNorm, SiLU, pointwise (d).
+Both macaron FFN halves carry HRF at the chosen sites. SiLU (not GELU/Swish-with-beta) because TFLM
+has int8 kernels for LOGISTIC and MUL.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from keras_hrf.layers import GLU, LayerNorm
+from keras_hrf.models.blocks import (
+    classifier_head,
+    conv_subsampling,
+    feed_forward,
+    self_attention,
+)
+from keras_hrf.models.hrf_config import HRFConfig
+
+PRESETS = {
+    "light": dict(d_model=48, num_heads=4, ffn_dim=96, num_blocks=2, conv_kernel=15, dropout=0.1),
+    "large": dict(d_model=128, num_heads=4, ffn_dim=256, num_blocks=4, conv_kernel=15, dropout=0.1),
+}
+
+
+def _conv_module(x, d_model: int, kernel: int, name: str, dropout: float):
+    h = keras.layers.Dense(2 * d_model, name=f"{name}_pw1")(x)
+    h = GLU(name=f"{name}_glu")(h)
+    h = keras.layers.DepthwiseConv1D(kernel, padding="same", name=f"{name}_dw")(h)
+    h = keras.layers.BatchNormalization(name=f"{name}_bn")(h)
+    h = keras.layers.Activation("silu", name=f"{name}_silu")(h)
+    h = keras.layers.Dense(d_model, name=f"{name}_pw2")(h)
+    if dropout:
+        h = keras.layers.Dropout(dropout, name=f"{name}_drop")(h)
+    return h
+
+
+def build_graph(
+    inputs,
+    num_classes: int,
+    hrf: HRFConfig | None,
+    d_model: int,
+    num_heads: int,
+    ffn_dim: int,
+    num_blocks: int,
+    conv_kernel: int = 15,
+    dropout: float = 0.1,
+    subsampling_layers: int = 2,
+):
+    """Functional graph from ``inputs`` ``(B, T, F)`` to logits ``(B, num_classes)``."""
+    x = conv_subsampling(inputs, d_model, "subsample", layers=subsampling_layers)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="subsample_drop")(x)
+
+    def residual(t, y, tag, scale=None):
+        if dropout:
+            y = keras.layers.Dropout(dropout, name=f"{tag}_drop")(y)
+        if scale is not None:
+            y = keras.layers.Rescaling(scale, name=f"{tag}_half")(y)
+        return keras.layers.Add(name=f"{tag}_add")([t, y])
+
+    for b in range(num_blocks):
+        n = f"block{b}"
+        for tag, kind in (("ffn1", "ffn"), ("mhsa", "mhsa"), ("conv", "conv"), ("ffn2", "ffn")):
+            h = LayerNorm(name=f"{n}_{tag}_norm")(x)
+            if kind == "ffn":
+                h = feed_forward(
+                    h, d_model, ffn_dim, hrf, f"{n}_{tag}", activation="silu", dropout=dropout
+                )
+                x = residual(x, h, f"{n}_{tag}", scale=0.5)
+            elif kind == "mhsa":
+                h = self_attention(h, d_model, num_heads, hrf, f"{n}_mhsa")
+                x = residual(x, h, f"{n}_{tag}")
+            else:
+                h = _conv_module(h, d_model, conv_kernel, f"{n}_conv", dropout=0.0)
+                x = residual(x, h, f"{n}_{tag}")
+        x = LayerNorm(name=f"{n}_out_norm")(x)
+    return classifier_head(x, num_classes)

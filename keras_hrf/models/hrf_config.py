@@ -1,0 +1,95 @@
+"""HRFConfig: where and how a model is High-Rank-Factorized."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from keras_hrf.layers.hrf_dense import FACTOR_INITS
+
+#: Places in a Transformer block that HRF can expand. ``ffn_in`` is the paper's placement: an
+#: extra linear directly before the feed-forward network's first linear.
+SITES = {
+    "ffn_in": "the feed-forward network's first linear (the paper's HRF placement)",
+    "ffn_out": "the feed-forward network's second linear",
+    "attention": "the query/key/value and output projections of self-attention",
+    "merge": "the linear of SpeechFormer's merge blocks (speechformer only)",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class HRFConfig:
+    """Where and how to expand linear layers with :class:`~keras_hrf.layers.HRFDense`.
+
+    Attributes:
+        sites: Which linears to expand (keys of :data:`SITES`); default the paper's ``ffn_in``.
+        expansion: Inner width ``k`` as a multiple of the expanded layer's input width.
+        rank: Explicit inner width (overrides ``expansion``).
+        depth: Number of factors per expanded layer (2 = one extra linear).
+        inner_bias: Whether the extra linears carry biases (they merge exactly either way).
+        factor_init: ``"glorot"`` or ``"identity"`` (see :class:`~keras_hrf.layers.HRFDense`).
+        quantize_merged: Quantization-aware HRF: fake-quantize the merged kernel per output
+            channel in the forward pass.
+    """
+
+    sites: tuple[str, ...] = ("ffn_in",)
+    expansion: float = 2.0
+    rank: int | None = None
+    depth: int = 2
+    inner_bias: bool = False
+    factor_init: str = "glorot"
+    quantize_merged: bool = False
+
+    def __post_init__(self):
+        sites = (self.sites,) if isinstance(self.sites, str) else tuple(self.sites)
+        object.__setattr__(self, "sites", sites)
+        unknown = [s for s in sites if s not in SITES]
+        if unknown or not sites:
+            raise ValueError(
+                f"HRFConfig: unknown site(s) {unknown or sites!r}; HRF can expand only linear "
+                f"layers: {', '.join(SITES)} (convolutions, norms and the classifier are not "
+                f"expanded)"
+            )
+        if self.rank is None and not self.expansion >= 1:
+            raise ValueError(f"HRFConfig: expansion must be >= 1, got {self.expansion!r}")
+        if self.rank is not None and (not isinstance(self.rank, int) or self.rank < 1):
+            raise ValueError(f"HRFConfig: rank must be a positive integer, got {self.rank!r}")
+        if not isinstance(self.depth, int) or self.depth < 2:
+            raise ValueError(f"HRFConfig: depth must be an integer >= 2, got {self.depth!r}")
+        if self.factor_init not in FACTOR_INITS:
+            raise ValueError(
+                f"HRFConfig: factor_init must be one of {FACTOR_INITS}, got {self.factor_init!r}"
+            )
+
+    @classmethod
+    def from_any(cls, hrf: Any) -> HRFConfig | None:
+        """``None``/``False`` -> no HRF; ``True`` -> defaults; a dict or HRFConfig as given."""
+        if hrf is None or hrf is False:
+            return None
+        if hrf is True:
+            return cls()
+        if isinstance(hrf, cls):
+            return hrf
+        if isinstance(hrf, dict):
+            unknown = set(hrf) - {f.name for f in dataclasses.fields(cls)}
+            if unknown:
+                raise ValueError(f"HRFConfig: unknown option(s) {sorted(unknown)}")
+            return cls(**hrf)
+        raise TypeError(f"hrf must be None, True, a dict or an HRFConfig, got {type(hrf)}")
+
+    def to_dict(self) -> dict:
+        """JSON-able dict (``HRFConfig.from_any`` reads it back)."""
+        d = dataclasses.asdict(self)
+        d["sites"] = list(self.sites)
+        return d
+
+    def layer_kwargs(self) -> dict:
+        """Keyword arguments for :class:`~keras_hrf.layers.HRFDense`."""
+        return {
+            "expansion": self.expansion,
+            "rank": self.rank,
+            "depth": self.depth,
+            "inner_bias": self.inner_bias,
+            "factor_init": self.factor_init,
+            "quantize_merged": self.quantize_merged,
+        }

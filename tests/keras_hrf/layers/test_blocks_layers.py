@@ -1,0 +1,70 @@
+"""LayerNorm, MultiHeadAttentionCore and GLU against direct numpy computations."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_hrf.layers import GLU, LayerNorm, MultiHeadAttentionCore
+
+
+def test_layer_norm_matches_keras_layer_normalization():
+    x = np.random.default_rng(0).normal(2, 3, size=(2, 5, 8)).astype("float32")
+    ours = LayerNorm(epsilon=1e-5)
+    ref = keras.layers.LayerNormalization(epsilon=1e-5)
+    ours.build(x.shape)
+    ref.build(x.shape)
+    g = np.random.default_rng(1).normal(size=8).astype("float32")
+    b = np.random.default_rng(2).normal(size=8).astype("float32")
+    ours.set_weights([g, b])
+    ref.set_weights([g, b])
+    np.testing.assert_allclose(ours(x).numpy(), ref(x).numpy(), atol=1e-5)
+    assert LayerNorm.from_config(ours.get_config()).epsilon == 1e-5
+
+
+def _reference_attention(q, k, v, heads, window=None, mask=None):
+    b, t, d = q.shape
+    dh = d // heads
+    out = np.zeros_like(q, dtype=np.float64)
+    w = window or t
+    for s in range(0, t, w):
+        sl = slice(s, s + w)
+        for h in range(heads):
+            hs = slice(h * dh, (h + 1) * dh)
+            logits = q[:, sl, hs] @ k[:, sl, hs].transpose(0, 2, 1) / np.sqrt(dh)
+            if mask is not None:
+                logits = logits + mask
+            p = np.exp(logits - logits.max(-1, keepdims=True))
+            p /= p.sum(-1, keepdims=True)
+            out[:, sl, hs] = p @ v[:, sl, hs]
+    return out
+
+
+@pytest.mark.parametrize("per_head", [True, False])
+@pytest.mark.parametrize("window", [None, 3])
+def test_attention_core_matches_reference(per_head, window):
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.normal(size=(2, 6, 8)).astype("float32") for _ in range(3))
+    mask = None
+    if window is None:
+        mask = np.triu(np.full((6, 6), -1e4, dtype="float32"), 1)  # causal, as a constant
+    layer = MultiHeadAttentionCore(2, window=window, mask=mask, per_head=per_head)
+    got = layer([q, k, v]).numpy()
+    np.testing.assert_allclose(got, _reference_attention(q, k, v, 2, window, mask), atol=1e-5)
+    clone = MultiHeadAttentionCore.from_config(layer.get_config())
+    np.testing.assert_allclose(clone([q, k, v]).numpy(), got, atol=1e-6)
+
+
+def test_attention_core_errors():
+    q = np.zeros((1, 7, 8), "float32")
+    with pytest.raises(ValueError, match="not a multiple of window"):
+        MultiHeadAttentionCore(2, window=3)([q, q, q])
+    with pytest.raises(ValueError, match="not divisible by num_heads"):
+        MultiHeadAttentionCore(3)([q, q, q])
+    with pytest.raises(ValueError, match="-inf"):
+        MultiHeadAttentionCore(2, mask=np.full((7, 7), -np.inf))
+
+
+def test_glu():
+    x = np.random.default_rng(0).normal(size=(2, 3, 6)).astype("float32")
+    y = GLU()(x).numpy()
+    np.testing.assert_allclose(y, x[..., :3] / (1 + np.exp(-x[..., 3:])), atol=1e-6)

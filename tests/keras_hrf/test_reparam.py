@@ -1,0 +1,98 @@
+"""deHRF: the merged model is the plain model, exactly."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_hrf import models, reparam
+from keras_hrf.layers import HRFDense
+
+SHAPE = (200, 16)
+
+
+@pytest.mark.parametrize("size", ["light", "large"])
+@pytest.mark.parametrize("family", list(models.FAMILIES))
+def test_merge_is_exact_and_costs_nothing(family, size):
+    hrf = models.build(family, size, hrf=True, input_shape=SHAPE, num_classes=4, seed=0)
+    # Perturb biases so a wrong bias merge would show.
+    for layer in reparam.hrf_layers(hrf):
+        layer.bias.assign(np.random.default_rng(0).normal(size=layer.bias.shape))
+    merged = reparam.merge(hrf)
+    plain = models.build(family, size, hrf=None, input_shape=SHAPE, num_classes=4)
+    x = np.random.default_rng(1).normal(size=(2,) + SHAPE).astype("float32")
+    assert np.abs(hrf.predict(x, verbose=0) - merged.predict(x, verbose=0)).max() <= 1e-4
+    assert not reparam.has_hrf(merged) and reparam.has_hrf(hrf)
+    assert merged.count_params() == plain.count_params() < hrf.count_params()
+    assert [type(la) for la in merged.layers] == [type(la) for la in plain.layers]
+    assert [la.name for la in merged.layers] == [la.name for la in plain.layers]
+    assert models.count_macs(merged) == models.count_macs(plain) < models.count_macs(hrf)
+
+
+def test_merge_with_all_options_and_no_hrf_copy():
+    cfg = {
+        "sites": ["ffn_in", "ffn_out", "attention"],
+        "depth": 3,
+        "inner_bias": True,
+        "factor_init": "identity",
+    }
+    hrf = models.build("conv_transformer", "light", hrf=cfg, input_shape=SHAPE, num_classes=4)
+    for layer in reparam.hrf_layers(hrf):
+        for b in layer.inner_biases:
+            b.assign(np.random.default_rng(0).normal(size=b.shape) * 0.1)
+    x = np.random.default_rng(1).normal(size=(2,) + SHAPE).astype("float32")
+    merged = reparam.merge(hrf)
+    np.testing.assert_allclose(merged(x), hrf(x), atol=1e-4)
+    copy = reparam.merge(merged)
+    assert copy is not merged
+    np.testing.assert_array_equal(copy(x), merged(x))
+
+
+def test_merge_users_own_functional_model():
+    inp = keras.Input((10,))
+    h = HRFDense(12, activation="relu", depth=3, name="mine")(inp)
+    out = keras.layers.Dense(2)(h)
+    model = keras.Model(inp, out)
+    merged = reparam.merge(model)
+    assert isinstance(merged.get_layer("mine"), keras.layers.Dense)
+    x = np.random.default_rng(0).normal(size=(4, 10)).astype("float32")
+    np.testing.assert_allclose(merged(x), model(x), atol=1e-5)
+
+
+def test_merge_refuses_subclassed_model_with_advice():
+    class Sub(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.d = HRFDense(3)
+
+        def call(self, x):
+            return self.d(x)
+
+    m = Sub()
+    m(np.zeros((1, 4), "float32"))
+    with pytest.raises(TypeError, match="functional API"):
+        reparam.merge(m)
+
+
+def test_keras_round_trip_safe_mode(tmp_path):
+    model = models.build(
+        "conformer",
+        "light",
+        hrf={"depth": 3, "inner_bias": True},
+        input_shape=SHAPE,
+        num_classes=4,
+        seed=0,
+    )
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    x = np.random.default_rng(1).normal(size=(2,) + SHAPE).astype("float32")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert reparam.has_hrf(loaded)
+
+
+def test_rewrite_to_batch_one():
+    model = models.build("speechformer", "light", input_shape=SHAPE, num_classes=4, seed=0)
+    fixed = reparam.rewrite(model, lambda layer: None, input_batch_size=1)
+    assert fixed.inputs[0].shape == (1,) + SHAPE
+    x = np.random.default_rng(1).normal(size=(1,) + SHAPE).astype("float32")
+    np.testing.assert_allclose(fixed(x), model(x), atol=1e-6)
