@@ -1,0 +1,546 @@
+"""Tests of data_prep.features on real audio files generated here with numpy + soundfile."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from data_prep.errors import AudioError
+from data_prep.features import (
+    FeatureParams,
+    Normalizer,
+    _atomic_write_bytes,
+    _init_worker,
+    _pool_context,
+    _worker_modules,
+    cache_folder,
+    cache_key,
+    extract,
+    features_of,
+    fix_length,
+    log_mel,
+    mel_filters,
+    window,
+)
+
+P = FeatureParams()
+REPO = Path(__file__).resolve().parents[2]
+
+
+def speechlike(rate: int, seconds: float, seed: int, top_hz: float = 7000.0) -> np.ndarray:
+    """A band-limited test signal: random sinusoids below ``top_hz`` under a syllable envelope.
+
+    Built analytically, so the same signal can be written at any sample rate exactly.
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(round(rate * seconds))) / rate
+    freqs = rng.uniform(80.0, top_hz, 40)
+    phases = rng.uniform(0, 2 * np.pi, 40)
+    amps = rng.uniform(0.2, 1.0, 40) / np.sqrt(freqs / 80.0)
+    x = (amps[:, None] * np.sin(2 * np.pi * freqs[:, None] * t + phases[:, None])).sum(0)
+    env = 0.55 + 0.45 * np.sin(2 * np.pi * 3.0 * t)
+    # Scale by the bound sum(amps), not by the sampled peak, which differs between rates.
+    return (0.9 * x * env / amps.sum()).astype(np.float32)
+
+
+def reference_log_mel(y: np.ndarray, params: FeatureParams) -> np.ndarray:
+    """The features written independently with librosa's high-level API."""
+    mel = librosa.feature.melspectrogram(
+        y=y,
+        sr=params.sample_rate,
+        n_fft=params.n_fft,
+        hop_length=params.hop_length,
+        win_length=params.win_length,
+        window="hann",
+        center=False,
+        power=params.power,
+        n_mels=params.n_mels,
+        fmin=params.fmin,
+        fmax=params.fmax,
+        htk=False,
+        norm="slaney",
+    )
+    return np.log(mel + params.log_offset).T
+
+
+@pytest.fixture(scope="session")
+def audio_dir(tmp_path_factory) -> Path:
+    """A few real WAV/FLAC files of different lengths; also warms librosa up once per session."""
+    root = tmp_path_factory.mktemp("feature_audio")
+    lengths = {"short_1s": 1.0, "mid_2p5s": 2.5, "long_4s": 4.0, "tiny_0p02s": 0.02}
+    for i, (name, secs) in enumerate(lengths.items()):
+        sf.write(root / f"{name}.wav", speechlike(16000, secs, seed=i), 16000, subtype="PCM_16")
+    sf.write(root / "flac_3s.flac", speechlike(16000, 3.0, seed=9), 16000)
+    # Bad files for the skip/raise tests.
+    sf.write(root / "silent.wav", np.zeros(16000, np.float32), 16000, subtype="PCM_16")
+    (root / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage" * 10)
+    nan = speechlike(16000, 1.0, seed=5)
+    nan[10] = np.nan
+    sf.write(root / "nan.wav", nan, 16000, subtype="FLOAT")
+    log_mel(speechlike(16000, 0.5, seed=0), P)  # numba / lazy-import warm-up
+    return root
+
+
+@pytest.fixture()
+def good_manifest(audio_dir) -> pd.DataFrame:
+    names = ["short_1s.wav", "mid_2p5s.wav", "long_4s.wav", "flac_3s.flac"]
+    return pd.DataFrame({"path": [str(audio_dir / n) for n in names], "label": list("abcd")})
+
+
+# ---------------------------------------------------------------- FeatureParams
+
+
+def test_defaults_are_the_device_contract():
+    assert P.to_dict() == {
+        "sample_rate": 16000,
+        "n_fft": 512,
+        "win_length": 400,
+        "hop_length": 160,
+        "center": False,
+        "power": 1.0,
+        "n_mels": 64,
+        "fmin": 0.0,
+        "fmax": 8000.0,
+        "mel": "slaney",
+        "log_offset": 1e-6,
+        "frames": 300,
+        "crop": "center",
+        "pad_value": None,
+        "min_duration": 0.1,
+    }
+    assert P.fill_value == pytest.approx(np.log(1e-6))
+    # Golden fingerprint: it names cache folders and travels with exported models, so a change
+    # must be deliberate (bump FEATURE_ALGORITHM_VERSION or change a default knowingly).
+    assert P.fingerprint() == "0e9867852e677419"
+
+
+def test_params_json_roundtrip_and_fingerprint():
+    p = FeatureParams(n_mels=40, crop="start", pad_value=0.0, fmax=7600)
+    q = FeatureParams.from_dict(json.loads(json.dumps(p.to_dict())))
+    assert q == p and q.fingerprint() == p.fingerprint()
+    # Numeric types are normalised: 0 and 0.0 are the same parameter.
+    assert FeatureParams(fmin=0, fmax=8000).fingerprint() == P.fingerprint()
+    assert FeatureParams(n_mels=40).fingerprint() != P.fingerprint()
+    assert FeatureParams.from_dict({"n_mels": 40}) == FeatureParams(n_mels=40)
+
+
+def test_from_dict_rejects_unknown_keys():
+    with pytest.raises(ValueError, match=r"unknown FeatureParams key\(s\) \['n_mel'\]"):
+        FeatureParams.from_dict({"n_mel": 40})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"n_fft": 500}, "power of two"),
+        ({"win_length": 1024}, "win_length"),
+        ({"hop_length": 0}, "hop_length"),
+        ({"n_mels": 300}, "n_mels"),
+        ({"fmax": 9000.0}, "fmax"),
+        ({"fmin": 8000.0}, "fmin"),
+        ({"power": 3.0}, "power"),
+        ({"mel": "bark"}, "mel"),
+        ({"log_offset": 0.0}, "log_offset"),
+        ({"crop": "end"}, "crop"),
+        ({"frames": 2.5}, "frames"),
+        ({"center": "no"}, "center"),
+        ({"pad_value": float("nan")}, "pad_value"),
+        ({"min_duration": -1}, "min_duration"),
+    ],
+)
+def test_params_validation(kwargs, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        FeatureParams(**kwargs)
+
+
+# ---------------------------------------------------------------- computation
+
+
+def test_window_is_periodic_hann_centred_in_fft_frame():
+    w = window(P)
+    assert w.shape == (512,) and w.dtype == np.float64
+    assert not w[:56].any() and not w[456:].any()
+    expected = librosa.util.pad_center(librosa.filters.get_window("hann", 400), size=512)
+    np.testing.assert_allclose(w, expected, rtol=0, atol=1e-15)
+
+
+def test_mel_filters_match_librosa():
+    fb = mel_filters(P)
+    assert fb.shape == (64, 257) and fb.dtype == np.float32
+    expected = librosa.filters.mel(sr=16000, n_fft=512, n_mels=64, fmin=0.0, fmax=8000.0)
+    np.testing.assert_allclose(fb, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_log_mel_matches_independent_librosa(audio_dir):
+    y = speechlike(16000, 2.0, seed=3)
+    feats = log_mel(y, P)
+    assert feats.dtype == np.float32
+    assert feats.shape == (1 + (len(y) - 512) // 160, 64)
+    np.testing.assert_allclose(feats, reference_log_mel(y, P), rtol=0, atol=1e-5)
+
+
+def test_log_mel_power_and_mel_options(audio_dir):
+    y = speechlike(16000, 1.0, seed=4)
+    p = FeatureParams(power=2.0, n_mels=40, fmin=20.0, fmax=7600.0)
+    np.testing.assert_allclose(log_mel(y, p), reference_log_mel(y, p), rtol=0, atol=1e-5)
+
+
+def test_short_signal_gives_one_frame(audio_dir):
+    feats = log_mel(np.full(100, 0.1, np.float32), P)
+    assert feats.shape == (1, 64)
+
+
+def test_fix_length_crop_and_pad():
+    x = np.arange(500 * 2, dtype=np.float32).reshape(500, 2)
+    p = FeatureParams(frames=300)
+    np.testing.assert_array_equal(fix_length(x, p), x[100:400])
+    np.testing.assert_array_equal(fix_length(x, FeatureParams(crop="start")), x[:300])
+    short = fix_length(x[:10], p)
+    assert short.shape == (300, 2)
+    np.testing.assert_array_equal(short[:10], x[:10])
+    assert np.all(short[10:] == np.float32(np.log(1e-6)))  # silence, not 0
+    assert np.all(fix_length(x[:10], FeatureParams(pad_value=-5.0))[10:] == -5.0)
+
+
+# ---------------------------------------------------------------- extract
+
+
+def test_extract_shape_dtype_and_values(good_manifest, tmp_path):
+    feats, out = extract(good_manifest, P, workers=1, progress=False)
+    assert feats.shape == (4, 300, 64) and feats.dtype == np.float32
+    assert out["label"].tolist() == list("abcd") and out.attrs["bad_files"] == []
+    for i, path in enumerate(good_manifest["path"]):
+        y, _ = sf.read(path, dtype="float32")
+        ref = reference_log_mel(y, P)
+        n = ref.shape[0]
+        if n >= 300:
+            ref = ref[(n - 300) // 2 :][:300]
+        else:
+            ref = np.concatenate([ref, np.full((300 - n, 64), np.log(1e-6))])
+        np.testing.assert_allclose(feats[i], ref, rtol=0, atol=1e-5)
+
+
+def test_extract_cache_hit_and_invalidation(good_manifest, tmp_path):
+    # Private copies: one file is rewritten below.
+    copies = []
+    for src in good_manifest["path"]:
+        dst = tmp_path / Path(src).name
+        dst.write_bytes(Path(src).read_bytes())
+        copies.append(str(dst))
+    good_manifest = good_manifest.assign(path=copies)
+    cache = tmp_path / "cache"
+    first, _ = extract(good_manifest, P, cache_dir=cache, workers=1, progress=False)
+    folder = cache_folder(cache, P)
+    entries = sorted(folder.glob("*.npy"))
+    assert len(entries) == 4
+    assert json.loads((folder / "params.json").read_text())["params"] == P.to_dict()
+    stamps = {e: e.stat().st_mtime_ns for e in entries}
+
+    # Replace one entry with a recognisable (valid) array: a cache hit must return it verbatim,
+    # which proves the second call read the cache instead of recomputing.
+    marked = entries[0]
+    np.save(marked, np.full((300, 64), 1.25, np.float32))
+    stamps[marked] = marked.stat().st_mtime_ns
+    second, _ = extract(good_manifest, P, cache_dir=cache, workers=1, progress=False)
+    assert {e: e.stat().st_mtime_ns for e in folder.glob("*.npy")} == stamps  # nothing rewritten
+    assert sum(np.all(second[i] == 1.25) for i in range(4)) == 1
+    untouched = [i for i in range(4) if not np.all(second[i] == 1.25)]
+    np.testing.assert_array_equal(second[untouched], first[untouched])
+
+    # A parameter change uses a new folder and recomputes everything.
+    p40 = FeatureParams(n_mels=40)
+    feats40, _ = extract(good_manifest, p40, cache_dir=cache, workers=1, progress=False)
+    assert feats40.shape == (4, 300, 40)
+    assert cache_folder(cache, p40) != folder
+    assert len(list(cache_folder(cache, p40).glob("*.npy"))) == 4
+
+    # Rewriting an audio file changes its identity (size / mtime), so it is recomputed.
+    path = good_manifest["path"][1]
+    old_key = cache_key(path)
+    sf.write(path, speechlike(16000, 2.5, seed=42), 16000, subtype="PCM_16")
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 1_000_000))
+    assert cache_key(path) != old_key
+    third, _ = extract(good_manifest, P, cache_dir=cache, workers=1, progress=False)
+    y, _ = sf.read(path, dtype="float32")
+    np.testing.assert_allclose(third[1], fix_length(log_mel(y, P), P), atol=1e-5)
+    assert len(list(folder.glob("*.npy"))) == 5
+
+
+KILLED_WRITER = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    from data_prep.features import _atomic_write_bytes
+
+    def write(f):
+        f.write(b"\\x93NUMPY" + b"\\x00" * 1000)  # the first part of an entry ...
+        f.flush()
+        os._exit(9)  # ... then the process dies, like a kill -9 mid-write
+
+    _atomic_write_bytes(Path(sys.argv[1]), write)
+    """
+)
+
+
+def test_interrupted_write_leaves_no_corrupt_entry(good_manifest, tmp_path):
+    cache = tmp_path / "cache"
+    reference, _ = extract(good_manifest, P, workers=1, progress=False)
+    folder = cache_folder(cache, P)
+    folder.mkdir(parents=True)
+    entry = folder / f"{cache_key(good_manifest['path'][0])}.npy"
+
+    # A writer killed mid-write leaves only a temporary file; the entry itself never exists.
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, str(entry)], cwd=REPO, capture_output=True
+    )
+    assert proc.returncode == 9, proc.stderr.decode()
+    assert not entry.exists()
+    leftovers = list(folder.glob(".tmp-*"))
+    assert len(leftovers) == 1
+
+    # A truncated entry (e.g. a disk fault) is also treated as a miss and overwritten.
+    entry2 = folder / f"{cache_key(good_manifest['path'][1])}.npy"
+    np.save(entry2, reference[1])
+    entry2.write_bytes(entry2.read_bytes()[:500])
+
+    feats, _ = extract(good_manifest, P, cache_dir=cache, workers=1, progress=False)
+    np.testing.assert_array_equal(feats, reference)
+    assert entry.exists() and np.array_equal(np.load(entry), reference[0])
+    assert np.array_equal(np.load(entry2), reference[1])
+
+    # Temporaries from killed runs are removed once they are clearly stale.
+    old = time.time() - 2 * 3600
+    os.utime(leftovers[0], (old, old))
+    extract(good_manifest, P, cache_dir=cache, workers=1, progress=False)
+    assert not leftovers[0].exists()
+
+
+def test_atomic_write_removes_temp_on_error(tmp_path):
+    target = tmp_path / "x.json"
+
+    def fail(f):
+        f.write(b"{")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        _atomic_write_bytes(target, fail)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_48k_stereo_equals_16k_mono(tmp_path, audio_dir):
+    mono16 = speechlike(16000, 2.0, seed=11)
+    s48 = speechlike(48000, 2.0, seed=11)
+    # Different channels whose mean is the signal.
+    diff = 0.2 * np.sin(2 * np.pi * 300 * np.arange(s48.size) / 48000).astype(np.float32)
+    sf.write(tmp_path / "m16.wav", mono16, 16000, subtype="FLOAT")
+    sf.write(tmp_path / "s48.wav", np.stack([s48 + diff, s48 - diff], 1), 48000, subtype="FLOAT")
+    manifest = pd.DataFrame({"path": [str(tmp_path / "m16.wav"), str(tmp_path / "s48.wav")]})
+    feats, _ = extract(manifest, FeatureParams(frames=190), workers=1, progress=False)
+    # 190 frames = all complete frames, edges included. The bands that hold the signal (< 7 kHz)
+    # agree to 5e-4 (0.05 % in energy); the near-empty top bands, where the resampler's
+    # transition band sits, still to 2e-3.
+    err = np.abs(feats[0] - feats[1])
+    centres = librosa.mel_frequencies(n_mels=64 + 2, fmin=0.0, fmax=8000.0)[1:-1]
+    assert err[:, centres < 6800.0].max() < 5e-4, err.max(0)
+    assert err.max() < 2e-3, err.max(0)
+
+
+def test_bad_files_are_skipped_with_reasons(good_manifest, audio_dir):
+    bad_names = ["silent.wav", "corrupt.wav", "nan.wav", "tiny_0p02s.wav", "missing.wav"]
+    paths = [str(audio_dir / n) for n in bad_names[:2]] + list(good_manifest["path"][:2])
+    paths += [str(audio_dir / n) for n in bad_names[2:]] + list(good_manifest["path"][2:])
+    manifest = pd.DataFrame({"path": paths, "i": range(len(paths))})
+    manifest.attrs["bad_files"] = ["from the loader"]
+    with pytest.warns(UserWarning, match="skipped 5 of 9"):
+        feats, out = extract(manifest, P, workers=1, progress=False)
+    assert feats.shape == (4, 300, 64)
+    assert out["path"].tolist() == list(good_manifest["path"])
+    assert out.index.tolist() == [0, 1, 2, 3]
+    reference, _ = extract(good_manifest, P, workers=1, progress=False)
+    np.testing.assert_array_equal(feats, reference)
+    bad = out.attrs["bad_files"]
+    assert bad[0] == "from the loader"
+    reasons = {Path(b.path).name: b.reason for b in bad[1:]}
+    assert set(reasons) == set(bad_names)
+    assert reasons["silent.wav"].startswith("silent audio")
+    assert reasons["corrupt.wav"].startswith("unreadable or corrupt")
+    assert "NaN/inf" in reasons["nan.wav"]
+    assert reasons["tiny_0p02s.wav"].startswith("too short")
+    assert reasons["missing.wav"].startswith("file not found")
+    assert not any(r.startswith(str(audio_dir)) for r in reasons.values())  # no path repeated
+
+
+def test_on_error_raise_names_the_file(good_manifest, audio_dir):
+    manifest = pd.DataFrame({"path": [*good_manifest["path"], str(audio_dir / "silent.wav")]})
+    with pytest.raises(AudioError, match=r"silent\.wav: silent audio"):
+        extract(manifest, P, workers=1, on_error="raise", progress=False)
+
+
+def test_start_end_columns_are_honoured(audio_dir):
+    path = str(audio_dir / "long_4s.wav")
+    manifest = pd.DataFrame(
+        {"path": [path, path, path], "start": [0.5, np.nan, 1.0], "end": [1.5, np.nan, np.nan]}
+    )
+    feats, _ = extract(manifest, P, workers=1, progress=False)
+    # allclose, not equal: extract pins BLAS to one thread, and the thread count changes the
+    # summation order of the mel product by an ulp.
+    np.testing.assert_allclose(feats[0], features_of(path, P, start=0.5, end=1.5), atol=1e-5)
+    np.testing.assert_allclose(feats[1], features_of(path, P), atol=1e-5)
+    np.testing.assert_allclose(feats[2], features_of(path, P, start=1.0), atol=1e-5)
+    assert not np.array_equal(feats[0], feats[1])
+
+
+def test_invalid_extract_arguments(good_manifest):
+    with pytest.raises(ValueError, match="'path' column"):
+        extract(pd.DataFrame({"file": []}), P)
+    with pytest.raises(ValueError, match="on_error"):
+        extract(good_manifest, P, on_error="ignore")
+    with pytest.raises(ValueError, match="workers"):
+        extract(good_manifest, P, workers=0, progress=False)
+
+
+def test_empty_manifest():
+    feats, out = extract(pd.DataFrame({"path": []}), P, progress=False)
+    assert feats.shape == (0, 300, 64) and len(out) == 0
+
+
+def test_parallel_equals_sequential_and_workers_are_clean(good_manifest, tmp_path):
+    manifest = pd.concat([good_manifest] * 3, ignore_index=True)
+    seq, _ = extract(manifest, P, workers=1, progress=False)
+    par, out = extract(manifest, P, workers=2, cache_dir=tmp_path / "c", progress=False)
+    np.testing.assert_array_equal(par, seq)
+    assert len(out) == 12 and len(list(cache_folder(tmp_path / "c", P).glob("*.npy"))) == 4
+
+    import concurrent.futures as cf
+
+    from data_prep.features import _main_module_hidden
+
+    with cf.ProcessPoolExecutor(2, mp_context=_pool_context(), initializer=_init_worker) as ex:
+        with _main_module_hidden():
+            info = [ex.submit(_worker_modules) for _ in range(2)]
+        info = [f.result() for f in info]
+    # No TensorFlow, and no user script re-imported as the workers' main module.
+    assert all(not i["tensorflow"] and i["main_file"] is None for i in info), info
+    assert all(i["blas_threads"] == 1 for i in info)  # no oversubscription
+
+
+MAIN_SCRIPT = textwrap.dedent(
+    """
+    # A user script whose top level must not run again in the workers (it stands for
+    # `import tensorflow` at the top of a training script).
+    import os, sys
+    with open(sys.argv[2], "a") as f:
+        f.write(f"{os.getpid()}\\n")
+
+    import pandas as pd
+    from data_prep.features import extract
+
+    if __name__ == "__main__":
+        m = pd.DataFrame({"path": sys.argv[3:] * 4})
+        feats, out = extract(m, workers=2, progress=False)
+        print(feats.shape)
+    """
+)
+
+
+def test_workers_do_not_reimport_the_main_script(good_manifest, tmp_path):
+    script = tmp_path / "user_script.py"
+    script.write_text(MAIN_SCRIPT)
+    log = tmp_path / "imports.log"
+    proc = subprocess.run(
+        [sys.executable, str(script), "x", str(log), *good_manifest["path"]],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path[1:]])},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "(16, 300, 64)" in proc.stdout
+    assert len(log.read_text().split()) == 1  # only the parent ran the top level
+
+
+# ---------------------------------------------------------------- Normalizer
+
+
+def test_normalizer_fit_transform_roundtrip(tmp_path):
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(10, 50, 8)) * np.arange(1, 9) + np.arange(8) * 3).astype(np.float32)
+    p8 = FeatureParams(n_mels=8)
+    norm = Normalizer.fit(x, p8)  # no value near the floor: exclusion changes nothing
+    assert norm.exclude_floor
+    flat = x.reshape(-1, 8).astype(np.float64)
+    np.testing.assert_allclose(norm.mean, flat.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(norm.std, flat.std(0), rtol=1e-5)
+    z = norm.transform(x)
+    assert z.dtype == np.float32 and z.shape == x.shape
+    np.testing.assert_allclose(z.reshape(-1, 8).mean(0), 0, atol=1e-4)
+    assert norm.feature_fingerprint == p8.fingerprint()
+
+    path = tmp_path / "sub" / "norm.json"
+    norm.save(path)
+    loaded = Normalizer.load(path)
+    np.testing.assert_array_equal(loaded.mean, norm.mean)
+    np.testing.assert_array_equal(loaded.std, norm.std)
+    assert loaded.to_dict() == norm.to_dict()
+    np.testing.assert_array_equal(loaded.transform(x), z)
+    assert [p.name for p in path.parent.iterdir()] == ["norm.json"]  # no temp left behind
+
+    with pytest.raises(ValueError, match="unknown Normalizer key"):
+        Normalizer.from_dict({**norm.to_dict(), "scale": 1})
+    with pytest.raises(ValueError, match="mel bands"):
+        norm.transform(np.zeros((3, 4), np.float32))
+
+
+def test_normalizer_exclude_floor():
+    floor = np.float32(P.floor)
+    rng = np.random.default_rng(1)
+    signal = rng.normal(-5.0, 2.0, size=(20, 100, 64)).astype(np.float32)
+    x = signal.copy()
+    x[:, 60:] = floor  # floor padding / digital silence
+    x[:, :, 63] = floor  # a band without any signal
+    with_floor = Normalizer.fit(x, P, exclude_floor=False)
+    without = Normalizer.fit(x, P)
+    kept = signal[:, :60, :63].reshape(-1, 63).astype(np.float64)
+    np.testing.assert_allclose(without.mean[:63], kept.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(without.std[:63], kept.std(0), rtol=1e-5)
+    assert np.all(with_floor.mean[:63] < without.mean[:63] - 3)  # the spike drags the mean
+    # The all-floor band falls back to all-value statistics (std clamped, no division by 0).
+    assert without.mean[63] == pytest.approx(floor) and without.std[63] == Normalizer.min_std
+    assert np.all(np.isfinite(without.transform(x)))
+    np.testing.assert_allclose(with_floor.mean, x.reshape(-1, 64).mean(0, dtype=np.float64))
+    with pytest.raises(ValueError, match="FeatureParams"):
+        Normalizer.fit(x, None)
+    with pytest.raises(ValueError, match="mel bands"):
+        Normalizer.fit(x, FeatureParams(n_mels=40))
+
+
+# ---------------------------------------------------------------- real data
+
+
+def test_ravdess_files(ravdess_root, tmp_path):
+    files = sorted((ravdess_root / "Actor_01").glob("*.flac"))[:3]
+    files += sorted((ravdess_root / "Actor_02").glob("*.flac"))[:3]
+    assert len(files) == 6, f"expected RAVDESS FLAC files under {ravdess_root}/Actor_01"
+    manifest = pd.DataFrame({"path": [str(f) for f in files]})
+    feats, out = extract(manifest, P, cache_dir=tmp_path, workers=1, progress=False)
+    assert feats.shape == (6, 300, 64) and len(out) == 6 and out.attrs["bad_files"] == []
+    assert np.all(np.isfinite(feats))
+    y, rate = sf.read(files[0], dtype="float32")
+    assert rate == 16000
+    ref = reference_log_mel(y, P)
+    first = (ref.shape[0] - 300) // 2
+    np.testing.assert_allclose(feats[0], ref[first : first + 300], rtol=0, atol=1e-5)
+    # RAVDESS contains runs of exact digital zeros: the floor is really hit.
+    assert np.mean(feats == np.float32(P.floor)) > 0.01
