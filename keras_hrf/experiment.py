@@ -1,0 +1,351 @@
+"""The main job (``demo``) and the paper's comparison (``reproduce``), as library functions.
+
+``demo``: corpus (the built-in synthetic one by default) -> features -> train light, light+HRF
+(and large) -> merge and verify -> int8 -> TFLM check -> one comparison report.
+
+``reproduce``: for each family, light vs light+HRF vs large over speaker folds x seeds, every run
+saved in its own folder (so a restart skips finished runs), then a summary with mean ± std and a
+paired test of light+HRF against light.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from data_prep import load_corpus, splits, synthetic
+from data_prep.features import FeatureParams, extract
+from keras_hrf import reports
+from keras_hrf.runs import add_device_export, save_run
+from keras_hrf.train import TrainConfig, encode_labels, fit
+
+#: Variants of the paper's comparison: (name, size, hrf).
+VARIANTS = {"light": ("light", None), "light+hrf": ("light", {}), "large": ("large", None)}
+
+
+def load_features(
+    corpus: str,
+    root: str | Path,
+    cache_dir: str | Path,
+    params: FeatureParams | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, pd.DataFrame, FeatureParams]:
+    """Manifest and cached features of a corpus (bad files reported and skipped)."""
+    params = params or FeatureParams()
+    manifest = load_corpus(corpus, root)
+    feats, manifest = extract(manifest, params, cache_dir=cache_dir, progress=progress)
+    return feats, manifest, params
+
+
+def _variant_config(base: TrainConfig, variant: str) -> TrainConfig:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    size, hrf = VARIANTS[variant]
+    return dataclasses.replace(base, size=size, hrf=hrf)
+
+
+def _row(family: str, variant: str, run_dir: Path) -> dict:
+    m = json.loads((run_dir / "metrics.json").read_text())
+    int8 = m.get("int8", {})
+    return {
+        "family": family,
+        "variant": variant,
+        "run": run_dir.name,
+        "wa": m["test"]["wa"],
+        "ua": m["test"]["ua"],
+        "macro_f1": m["test"]["macro_f1"],
+        "val_ua": m["val"]["ua"],
+        "merged_ua": m["test_merged"]["ua"],
+        "merge_max_abs_diff": m["merge_max_abs_diff"],
+        "params_train": m["params_train"],
+        "params_deployed": m["params_deployed"],
+        "macs_deployed": m["macs_deployed"],
+        "int8_ua": int8.get("test", {}).get("ua"),
+        "int8_agreement": int8.get("agreement_with_float"),
+        "flatbuffer_bytes": int8.get("flatbuffer_bytes"),
+        "arena_bytes": int8.get("arena_recommended"),
+        "seconds": m["seconds"],
+    }
+
+
+def demo(
+    out: str | Path,
+    *,
+    quick: bool = False,
+    corpus: str | None = None,
+    root: str | Path | None = None,
+    family: str = "conv_transformer",
+    seed: int = 0,
+    epochs: int | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run the main job and write ``out/REPORT.md``; returns the comparison table.
+
+    Args:
+        out: Output folder (data, cache, one run folder per variant, the report).
+        quick: Smaller corpus, fewer epochs and no large model (about a minute on 2 cores).
+        corpus: Corpus name; ``None`` generates the built-in synthetic corpus into ``out/data``.
+        root: The corpus root (required with ``corpus``).
+        family: Model family.
+        seed: Seed of data generation, split, initialisation and training.
+        epochs: Override the number of epochs.
+    """
+    out = Path(out)
+    if corpus is None:
+        root = out / "data"
+        if not (root / "synthetic.json").is_file():
+            synthetic.generate(
+                root, speakers=6 if quick else 8, per_class=8 if quick else 12, seed=seed
+            )
+        corpus = "synthetic"
+    elif root is None:
+        raise ValueError(f"--root is required with --corpus {corpus}")
+    feats, manifest, params = load_features(corpus, root, out / "cache", progress=progress)
+    n_speakers = manifest["speaker"].nunique()
+    n_folds = max(3, min(6, n_speakers // 2))
+    split = splits.speaker_kfold(manifest, n_folds=n_folds, seed=seed)[0]
+    base = TrainConfig(
+        family=family,
+        epochs=epochs or (12 if quick else 40),
+        patience=0 if quick else 15,
+        seed=seed,
+    )
+    variants = ["light", "light+hrf"] + ([] if quick else ["large"])
+    rows = []
+    for variant in variants:
+        cfg = _variant_config(base, variant)
+        result = fit(cfg, feats, manifest, split, feature_params=params, progress=progress)
+        run_dir = save_run(result, out / "runs" / variant.replace("+", "_"))
+        rows.append(_row(family, variant, run_dir))
+    table = pd.DataFrame(rows)
+    reports.atomic_write_text(out / "REPORT.md", demo_report(table, corpus, manifest, split, base))
+    return table
+
+
+def demo_report(table: pd.DataFrame, corpus: str, manifest, split, base: TrainConfig) -> str:
+    """The demo's comparison report."""
+    p = reports.pct
+    rows = [
+        [
+            r.variant,
+            p(r.wa),
+            p(r.ua),
+            p(r.macro_f1),
+            p(r.int8_ua),
+            p(r.int8_agreement),
+            f"{r.params_train:,} / {r.params_deployed:,}",
+            f"{r.macs_deployed:,}",
+            f"{r.flatbuffer_bytes:,}",
+            f"{r.arena_bytes:,}",
+            f"{r.merge_max_abs_diff:.1e}",
+        ]
+        for r in table.itertuples()
+    ]
+    return "\n".join(
+        [
+            f"# keras-hrf demo: {base.family} on {corpus}",
+            "",
+            f"{len(manifest)} utterances, {manifest['speaker'].nunique()} speakers, "
+            f"{manifest['emotion'].nunique()} classes; speaker-independent split: "
+            f"{len(split.train)} train / {len(split.val)} validation / {len(split.test)} test "
+            f"utterances. Up to {base.epochs} epochs, seed {base.seed}. Test-split figures.",
+            "",
+            reports.markdown_table(
+                [
+                    "variant",
+                    "WA %",
+                    "UA %",
+                    "macro-F1 %",
+                    "int8 UA %",
+                    "int8 = float %",
+                    "params train / deployed",
+                    "MACs deployed",
+                    "int8 bytes",
+                    "TFLM arena",
+                    "merge max diff",
+                ],
+                rows,
+            ),
+            "",
+            "`params deployed` is the merged (deHRF) model: HRF costs nothing on the device. "
+            "`int8 = float` is the share of test utterances on which the int8 model (LiteRT) "
+            "predicts the float model's class. Per-run details: `runs/<variant>/REPORT.md`.",
+            "",
+        ]
+    )
+
+
+def reproduce(
+    corpus: str,
+    root: str | Path,
+    out: str | Path,
+    *,
+    families: Sequence[str] = ("conv_transformer", "conformer", "speechformer"),
+    variants: Sequence[str] = ("light", "light+hrf", "large"),
+    seeds: Sequence[int] = (0, 1, 2),
+    n_folds: int = 6,
+    folds: Sequence[int] | None = None,
+    base: TrainConfig | None = None,
+    cache_dir: str | Path | None = None,
+    export: bool = True,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """The paper's comparison over speaker folds x seeds; resumable.
+
+    Every (family, variant, fold, seed) run is saved to
+    ``out/runs/<family>/<variant>/fold<F>_seed<S>``; a run whose folder exists is skipped, so
+    the experiment can be stopped and resumed. Writes ``out/REPORT.md``, ``out/runs.csv`` and
+    ``out/summary.json``. Features are cached in ``cache_dir`` (default ``out/cache``).
+    With ``export`` (default) every run also gets its int8 device artefacts and int8 test
+    figures; runs saved earlier without them are back-filled on the next call.
+
+    The loop runs (family, fold, seed, variant) in that order, so paired runs finish together.
+    """
+    out = Path(out)
+    base = base or TrainConfig()
+    cache = out / "cache" if cache_dir is None else cache_dir
+    feats, manifest, params = load_features(corpus, root, cache, progress=progress)
+    all_splits = splits.speaker_kfold(manifest, n_folds=n_folds, seed=0)
+    fold_ids = list(range(n_folds)) if folds is None else list(folds)
+    rows = []
+    y_all, _ = encode_labels(manifest["emotion"])
+    for family, fold, seed, variant in itertools.product(families, fold_ids, seeds, variants):
+        run_dir = out / "runs" / family / variant.replace("+", "_") / f"fold{fold}_seed{seed}"
+        split = all_splits[fold]
+        if not (run_dir / "metrics.json").is_file():
+            cfg = dataclasses.replace(_variant_config(base, variant), family=family, seed=seed)
+            result = fit(cfg, feats, manifest, split, feature_params=params, progress=progress)
+            save_run(result, run_dir, export=export)
+        elif export and "int8" not in json.loads((run_dir / "metrics.json").read_text()):
+            add_device_export(run_dir, feats[split.test], y_all[split.test])
+        row = _row(family, variant, run_dir)
+        row.update(fold=fold, seed=seed)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "runs.csv", index=False)
+    summary = summarize(table)
+    reports.atomic_write_json(out / "summary.json", summary)
+    reports.atomic_write_text(out / "REPORT.md", reproduce_report(summary, corpus, n_folds))
+    return table
+
+
+def summarize(table: pd.DataFrame) -> dict:
+    """Mean ± std per (family, variant) and the paired light+HRF - light comparison."""
+    from scipy import stats
+
+    groups = {}
+    for (family, variant), g in table.groupby(["family", "variant"], sort=False):
+        entry = {"runs": int(len(g))}
+        for col in ("wa", "ua", "macro_f1", "int8_ua", "int8_agreement"):
+            vals = g[col].dropna().astype(float)
+            entry[col] = {
+                "mean": float(vals.mean()) if len(vals) else None,
+                "std": float(vals.std(ddof=1)) if len(vals) > 1 else None,
+            }
+        for col in (
+            "params_train",
+            "params_deployed",
+            "macs_deployed",
+            "flatbuffer_bytes",
+            "arena_bytes",
+        ):
+            entry[col] = None if g[col].isna().all() else int(g[col].iloc[0])
+        groups[f"{family}/{variant}"] = entry
+    paired = {}
+    for family, g in table.groupby("family", sort=False):
+        a = g[g.variant == "light"].set_index(["fold", "seed"])["ua"]
+        b = g[g.variant == "light+hrf"].set_index(["fold", "seed"])["ua"]
+        common = a.index.intersection(b.index)
+        if len(common) == 0:
+            continue
+        d = (b.loc[common] - a.loc[common]).to_numpy(dtype=float)
+        entry = {
+            "pairs": int(d.size),
+            "mean_diff": float(d.mean()),
+            "std_diff": float(d.std(ddof=1)) if d.size > 1 else None,
+            "wins": int((d > 0).sum()),
+            "losses": int((d < 0).sum()),
+            "ties": int((d == 0).sum()),
+            "wilcoxon_p": None,
+        }
+        if d.size >= 5 and np.any(d != 0):
+            entry["wilcoxon_p"] = float(stats.wilcoxon(d).pvalue)
+        paired[family] = entry
+    return {"groups": groups, "paired_ua_hrf_minus_light": paired}
+
+
+def reproduce_report(summary: dict, corpus: str, n_folds: int) -> str:
+    """``REPORT.md`` of a reproduction."""
+
+    def ms(v):
+        if v is None or v["mean"] is None:
+            return "-"
+        sd = "" if v["std"] is None else f" ± {100 * v['std']:.1f}"
+        return f"{100 * v['mean']:.1f}{sd}"
+
+    rows = [
+        [
+            key,
+            g["runs"],
+            ms(g["wa"]),
+            ms(g["ua"]),
+            ms(g["macro_f1"]),
+            ms(g["int8_ua"]),
+            ms(g["int8_agreement"]),
+            f"{g['params_train']:,} / {g['params_deployed']:,}",
+            f"{g['macs_deployed']:,}",
+            g["flatbuffer_bytes"],
+            g["arena_bytes"],
+        ]
+        for key, g in summary["groups"].items()
+    ]
+    prow = [
+        [
+            fam,
+            p["pairs"],
+            f"{100 * p['mean_diff']:+.2f}",
+            "-" if p["std_diff"] is None else f"{100 * p['std_diff']:.2f}",
+            f"{p['wins']}/{p['losses']}/{p['ties']}",
+            "-" if p["wilcoxon_p"] is None else f"{p['wilcoxon_p']:.3f}",
+        ]
+        for fam, p in summary["paired_ua_hrf_minus_light"].items()
+    ]
+    return "\n".join(
+        [
+            f"# Reproduction on {corpus}: light vs light+HRF vs large",
+            "",
+            f"Speaker {n_folds}-fold cross-validation (every speaker tested once) x seeds; test "
+            "figures as mean ± std over runs (%).",
+            "",
+            reports.markdown_table(
+                [
+                    "family/variant",
+                    "runs",
+                    "WA",
+                    "UA",
+                    "macro-F1",
+                    "int8 UA",
+                    "int8 = float",
+                    "params train / deployed",
+                    "MACs",
+                    "int8 bytes",
+                    "arena",
+                ],
+                rows,
+            ),
+            "",
+            "## Paired: light+HRF minus light, test UA (points), paired by (fold, seed)",
+            "",
+            reports.markdown_table(
+                ["family", "pairs", "mean diff", "std diff", "wins/losses/ties", "Wilcoxon p"],
+                prow,
+            ),
+            "",
+        ]
+    )
