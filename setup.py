@@ -25,6 +25,7 @@ setup(
         "soxr>=0.3",
         "scipy>=1.11",
         "scikit-learn>=1.3",
+        "threadpoolctl>=3",  # one BLAS thread per feature process (benchmarks/features.py)
         "matplotlib>=3.8",
         "tqdm>=4.66",
         "ai-edge-litert>=2.3,<2.4",

@@ -25,6 +25,7 @@ to one thread per process: the mel product is tiny, and BLAS threads only oversu
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import contextlib
 import dataclasses
@@ -59,18 +60,17 @@ MEL_SCALES = ("slaney", "htk")
 CROP_MODES = ("center", "start")
 ON_ERROR_MODES = ("skip", "raise")
 
-#: Below this many files to compute, ``workers=None`` stays in-process. A fresh worker spends
-#: ~3-5 s of CPU importing librosa before it computes anything (the caller does not wait for it,
-#: see _run_tasks), while 256 files take ~1.7 s on one core: below that, the pool would only
-#: burn CPU.
+#: Below this many files to compute, ``workers=None`` stays in-process. A fresh helper spends
+#: ~3-7 s of CPU importing librosa before it computes anything (the caller does not wait for it,
+#: see _run_tasks), while 256 files take ~1.7 s on one core: below that, a helper only burns CPU.
 MIN_FILES_FOR_POOL = 256
 
-#: ``workers=None`` uses a pool only with at least this many CPUs. Measured on the 2-core
-#: development VM (benchmarks/features.py, RAVDESS): with the machine otherwise idle, 2 processes
-#: were up to 1.8x faster than 1, but with any other job running - the normal state there, e.g.
-#: one training run - 2 processes were 0.6-0.9x as fast (the helper's ~5 s librosa import and the
-#: caller compete for the one free core), so on 2 CPUs the default stays in-process; pass
-#: ``workers=2`` on an idle 2-core machine.
+#: ``workers=None`` uses helper processes only with at least this many CPUs. Measured on the
+#: 2-core development VM, shared with other jobs (load average 3-5; benchmarks/features.py, 3
+#: runs each, RAVDESS 1440 files): workers=2 took a median 26.7 s against 15.4 s for workers=1,
+#: and two independent single-process jobs each ran ~3x slower than one alone - the VM did not
+#: give two CPU-bound processes two cores' worth of time. So on 2 CPUs the default stays
+#: in-process; ``workers=2`` is there for a quiet 2-core machine.
 MIN_CPUS_FOR_POOL = 3
 
 #: Temporary cache files older than this (seconds) are left over from killed runs and are deleted;
@@ -443,9 +443,7 @@ def _load_entry(path: Path, params: FeatureParams) -> np.ndarray | None:
     """
     try:
         arr = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, EOFError):
+    except (OSError, ValueError, EOFError):  # absent, truncated, or not an .npy file
         return None
     if (
         arr.shape != (params.frames, params.n_mels)
@@ -574,8 +572,23 @@ def _one_blas_thread() -> contextlib.AbstractContextManager:
 
 
 def _init_worker() -> None:
-    """Worker initializer: one BLAS thread for the life of the process (see _one_blas_thread)."""
+    """Helper initializer: warm up, then pin BLAS to one thread for the life of the process.
+
+    The warm-up (one tiny log-Mel) pays librosa's lazy imports and numba cache loads - seconds
+    on a fresh interpreter - and loads every BLAS library involved (numpy's, and scipy's through
+    librosa), so that the pinning below reaches all of them (see _one_blas_thread).
+    """
+    log_mel(np.full(FeatureParams().n_fft, 0.01, np.float32))
     _one_blas_thread()
+
+
+def _warm_up() -> int:
+    """First task of every helper; it runs after _init_worker, so the helper is ready.
+
+    Returns:
+        The helper's pid; the caller hands chunks to the pool only once helpers have reported.
+    """
+    return os.getpid()
 
 
 def _pool_context() -> mp.context.BaseContext:
@@ -584,8 +597,8 @@ def _pool_context() -> mp.context.BaseContext:
     Not "fork": TensorFlow's threads may exist in the caller, and forking a threaded process can
     deadlock the child. Not "forkserver" either: its server imports its preload modules before
     forking the first worker, and ``submit()`` blocks until then, which would make the caller
-    wait seconds instead of computing. Spawned workers import librosa lazily on their first
-    chunk, in parallel with the caller's own work (see _run_tasks).
+    wait seconds instead of computing. Spawned helpers import librosa in their initializer, in
+    parallel with the caller's own work (see _run_tasks).
     """
     return mp.get_context("spawn")
 
@@ -602,75 +615,92 @@ def _resolve_workers(workers: int | None, n_tasks: int) -> int:
     return max(1, min(workers, n_tasks))
 
 
-def _run_tasks(tasks: list[_Task], params: FeatureParams, workers: int) -> Iterator[_Result]:
-    """Yield one result per task (in completion order), computing on ``workers`` processes.
+def _run_tasks(
+    tasks: list[_Task],
+    params: FeatureParams,
+    workers: int,
+    *,
+    executor: cf.ProcessPoolExecutor | None = None,
+) -> Iterator[tuple[int, np.ndarray | None, str | None, bool]]:
+    """Compute every task on ``workers`` processes, the caller included.
 
-    The calling process is one of the ``workers``: it takes chunks from the *back* of the queue
-    (cancelling them in the pool, so each chunk runs exactly once) while ``workers - 1`` pool
-    processes take them from the front. It never waits for the pool - a fresh worker spends
-    seconds importing librosa before its first chunk - so the pool can only add throughput, and
-    on a 2-core machine one pool process plus the caller use both cores without
-    oversubscribing.
+    The caller computes chunks from the *back* of the queue from the first moment; ``workers - 1``
+    spawned helpers get chunks from the *front*, but only once they have reported ready (a fresh
+    helper spends seconds importing librosa, see _warm_up), and at most two chunks each at a time.
+    So the caller never waits for a cold helper: a job that it finishes alone costs what
+    ``workers=1`` costs, and helpers can only add throughput.
+
+    Args:
+        tasks: The work.
+        params: Feature parameters.
+        workers: Computing processes, the caller included.
+        executor: A running pool to use instead of a new one (left running); for tests and
+            callers that extract repeatedly.
+
+    Yields:
+        ``(index, features or None, reason or None, computed_by_helper)`` in completion order.
     """
     if workers <= 1 or len(tasks) < 2:
         with _one_blas_thread():
             for task in tasks:
-                yield _compute(task, params)
+                yield (*_compute(task, params), False)
         return
     # Several chunks per process balance uneven file lengths; at most 16 files (~0.1 s) per chunk
-    # keeps the progress bar moving and the caller's share fine-grained.
+    # keeps the progress bar moving and the split between caller and helpers fine-grained.
     size = max(1, min(16, math.ceil(len(tasks) / (workers * 4))))
-    chunks = [tasks[i : i + size] for i in range(0, len(tasks), size)]
+    queue = collections.deque(tasks[i : i + size] for i in range(0, len(tasks), size))
     params_dict = params.to_dict()
-    executor = cf.ProcessPoolExecutor(
-        max_workers=workers - 1, mp_context=_pool_context(), initializer=_init_worker
-    )
+    own = executor is None
+    if own:
+        executor = cf.ProcessPoolExecutor(
+            max_workers=workers - 1, mp_context=_pool_context(), initializer=_init_worker
+        )
+    inflight: dict[cf.Future, list[_Task]] = {}
     try:
         with _main_module_hidden():
-            # Non-fork contexts launch workers inside submit(), so every launch happens while
-            # __main__ is hidden.
-            futures = [executor.submit(_compute_chunk, c, params_dict) for c in chunks]
-        owner = dict(zip(futures, chunks))
-        pending = dict.fromkeys(futures)  # submitted and not yet yielded, in order
+            # Non-fork pools launch their processes inside submit(): all of them start here.
+            warm = [executor.submit(_warm_up) for _ in range(workers - 1)]
+        usable = True
         with _one_blas_thread():
-            for fut in reversed(futures):
-                yield from _collect(pending, owner, params, block=False)
-                if fut not in pending:
-                    continue
-                if not fut.cancel():
-                    # Dispatch is FIFO: this chunk and every earlier one are running or done
-                    # in the pool; only waiting is left.
-                    break
-                del pending[fut]
-                for task in owner[fut]:
-                    yield _compute(task, params)
-            yield from _collect(pending, owner, params, block=True)
+            while queue:
+                yield from _collect(inflight, params, block=False)
+                ready = {f.result() for f in warm if f.done() and f.exception() is None}
+                while usable and queue and len(inflight) < 2 * len(ready):
+                    chunk = queue.popleft()
+                    try:
+                        inflight[executor.submit(_compute_chunk, chunk, params_dict)] = chunk
+                    except cf.BrokenExecutor:  # a helper died: the caller does the rest
+                        queue.appendleft(chunk)
+                        usable = False
+                if queue:
+                    for task in queue.pop():
+                        yield (*_compute(task, params), False)
+            yield from _collect(inflight, params, block=True)
     finally:
-        # Nothing is left running on a normal exit; on an error or an abandoned generator the
-        # queued chunks are dropped. Not waiting matters when the caller did all the work before
-        # the workers finished starting: joining would wait for their imports.
-        executor.shutdown(wait=False, cancel_futures=True)
+        for fut in inflight:
+            fut.cancel()
+        if own:
+            # Not waiting matters when the caller did all the work before the helpers finished
+            # starting: joining would wait for their imports. Nothing of ours is left running
+            # on a normal exit; after an error, running chunks only finish cache entries.
+            executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _collect(
-    pending: dict[cf.Future, None],
-    owner: dict[cf.Future, list[_Task]],
-    params: FeatureParams,
-    *,
-    block: bool,
-) -> Iterator[_Result]:
-    """Yield the results of finished pool chunks (all of them, waiting, if ``block``).
+    inflight: dict[cf.Future, list[_Task]], params: FeatureParams, *, block: bool
+) -> Iterator[tuple[int, np.ndarray | None, str | None, bool]]:
+    """Yield the results of finished helper chunks (of all of them, waiting, if ``block``).
 
-    A chunk whose worker died (BrokenProcessPool, e.g. a decoder crash) is recomputed in the
-    calling process, which is what ``workers=1`` would have done with it.
+    A chunk whose helper died (BrokenProcessPool, e.g. a decoder crash) is recomputed by the
+    caller, which is what ``workers=1`` would have done with it.
     """
-    ready = cf.as_completed(list(pending)) if block else [f for f in pending if f.done()]
+    ready = cf.as_completed(list(inflight)) if block else [f for f in inflight if f.done()]
     for fut in ready:
-        del pending[fut]
+        chunk = inflight.pop(fut)
         try:
-            results = fut.result()
+            results = [(*r, True) for r in fut.result()]
         except cf.BrokenExecutor:
-            results = [_compute(task, params) for task in owner[fut]]
+            results = [(*_compute(task, params), False) for task in chunk]
         yield from results
 
 
@@ -704,8 +734,8 @@ def extract(
         cache_dir: Folder of the on-disk cache; None disables caching.
         workers: Number of computing processes, the caller included (1 = in-process). None
             picks automatically: all available CPUs, but in-process with fewer than
-            :data:`MIN_CPUS_FOR_POOL` CPUs (measured: on a shared 2-core machine a helper process
-            usually costs more than it adds) or fewer than :data:`MIN_FILES_FOR_POOL` files to
+            :data:`MIN_CPUS_FOR_POOL` CPUs (measured: on the shared 2-core VM a helper process
+            made extraction ~1.7x slower) or fewer than :data:`MIN_FILES_FOR_POOL` files to
             compute.
         on_error: ``"skip"``: report bad files and return the rest; ``"raise"``: raise
             :class:`~data_prep.errors.AudioError` naming the first bad file found.
@@ -716,6 +746,8 @@ def extract(
         produced them, in the same order, index reset. ``manifest_out.attrs["bad_files"]`` is the
         input's ``attrs["bad_files"]`` (files a corpus loader skipped) followed by a
         :class:`~data_prep.corpora.base.BadFile` for every row dropped here.
+        ``manifest_out.attrs["extract_stats"]`` counts rows, cache hits, computed files (and how
+        many of them helper processes computed), bad files and the processes used.
 
     Raises:
         AudioError: ``on_error="raise"`` and a file cannot be used.
@@ -762,12 +794,14 @@ def extract(
         tasks.append((i, paths[i], starts[i], ends[i], None if entry is None else str(entry)))
 
     n_workers = _resolve_workers(workers, len(tasks)) if tasks else 1
+    helped = 0
     with tqdm(
         total=n, initial=n - len(tasks), disable=not progress, desc="log-Mel", unit="file"
     ) as bar:
         results = _run_tasks(tasks, params, n_workers)
         try:
-            for index, value, reason in results:
+            for index, value, reason, by_helper in results:
+                helped += by_helper
                 if value is None:
                     if on_error == "raise":
                         raise AudioError(f"{paths[index]}: {reason}")
@@ -784,6 +818,14 @@ def extract(
     out = manifest.iloc[np.flatnonzero(ok)].reset_index(drop=True)
     out.attrs = dict(manifest.attrs)
     out.attrs["bad_files"] = list(manifest.attrs.get("bad_files", [])) + bad
+    out.attrs["extract_stats"] = {
+        "rows": n,
+        "from_cache": n - len(tasks),
+        "computed": len(tasks),
+        "computed_by_helpers": int(helped),
+        "bad": len(bad),
+        "workers": n_workers,
+    }
     if bad:
         shown = "; ".join(f"{b.path}: {b.reason}" for b in bad[:5])
         more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
@@ -868,6 +910,12 @@ class Normalizer:
                 1.5 and a std by 36 %, against 0 with the exclusion; benchmarks/features.py). The
                 floor is still transformed like any value (it lands at about -1.7 to -2.9 on
                 RAVDESS). A band without any signal falls back to its all-value statistics.
+                On RAVDESS with the default (magnitude) features only 4 % of the values are at
+                the floor - the pilot's 46 % came from its power spectrum, which puts the
+                near-silent, +-1 LSB stretches below the 1e-6 offset (44 % within 0.1 of the
+                floor with power=2.0) - so the exclusion moves the per-mel means by ~0.2 on
+                average; its cost is a slightly wider normalised range (int8 input resolution
+                35 instead of 38 steps per signal standard deviation).
 
         Raises:
             ValueError: empty or non-finite features, or ``n_mels`` different from ``params``.

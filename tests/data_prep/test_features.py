@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import json
 import os
 import subprocess
@@ -22,7 +23,10 @@ from data_prep.features import (
     Normalizer,
     _atomic_write_bytes,
     _init_worker,
+    _main_module_hidden,
     _pool_context,
+    _run_tasks,
+    _warm_up,
     _worker_modules,
     cache_folder,
     cache_key,
@@ -252,7 +256,9 @@ def test_extract_cache_hit_and_invalidation(good_manifest, tmp_path):
     marked = entries[0]
     np.save(marked, np.full((300, 64), 1.25, np.float32))
     stamps[marked] = marked.stat().st_mtime_ns
-    second, _ = extract(good_manifest, P, cache_dir=cache, workers=1, progress=False)
+    second, out2 = extract(good_manifest, P, cache_dir=cache, workers=1, progress=False)
+    assert out2.attrs["extract_stats"]["from_cache"] == 4
+    assert out2.attrs["extract_stats"]["computed"] == 0
     assert {e: e.stat().st_mtime_ns for e in folder.glob("*.npy")} == stamps  # nothing rewritten
     assert sum(np.all(second[i] == 1.25) for i in range(4)) == 1
     untouched = [i for i in range(4) if not np.all(second[i] == 1.25)]
@@ -415,24 +421,46 @@ def test_empty_manifest():
     assert feats.shape == (0, 300, 64) and len(out) == 0
 
 
-def test_parallel_equals_sequential_and_workers_are_clean(good_manifest, tmp_path):
+@pytest.fixture(scope="module")
+def warm_pool():
+    """Two spawned helpers that have finished their warm-up (librosa imported)."""
+    pool = cf.ProcessPoolExecutor(2, mp_context=_pool_context(), initializer=_init_worker)
+    with _main_module_hidden():
+        pids = {f.result() for f in [pool.submit(_warm_up) for _ in range(2)]}
+    assert len(pids) >= 1
+    yield pool
+    pool.shutdown()
+
+
+def test_helpers_are_clean(warm_pool):
+    info = [warm_pool.submit(_worker_modules).result() for _ in range(4)]
+    # No TensorFlow, and no user script re-imported as the helpers' main module.
+    assert all(not i["tensorflow"] and i["main_file"] is None for i in info), info
+    assert all(i["blas_threads"] == 1 for i in info), info  # no oversubscription
+    assert all(i["pid"] != os.getpid() for i in info)
+
+
+def test_caller_and_helpers_share_the_work(good_manifest, warm_pool):
+    paths = list(good_manifest["path"]) * 12
+    tasks = [(i, p, None, None, None) for i, p in enumerate(paths)]
+    results = list(_run_tasks(tasks, P, 3, executor=warm_pool))
+    assert sorted(r[0] for r in results) == list(range(len(paths)))  # each task exactly once
+    by_helper = sum(r[3] for r in results)
+    assert 0 < by_helper < len(paths), by_helper  # both sides computed chunks
+    reference, _ = extract(good_manifest, P, workers=1, progress=False)
+    for index, feats, reason, _ in results:
+        assert reason is None
+        np.testing.assert_array_equal(feats, reference[index % 4])
+
+
+def test_extract_with_workers_matches_sequential(good_manifest, tmp_path):
     manifest = pd.concat([good_manifest] * 3, ignore_index=True)
     seq, _ = extract(manifest, P, workers=1, progress=False)
     par, out = extract(manifest, P, workers=2, cache_dir=tmp_path / "c", progress=False)
     np.testing.assert_array_equal(par, seq)
     assert len(out) == 12 and len(list(cache_folder(tmp_path / "c", P).glob("*.npy"))) == 4
-
-    import concurrent.futures as cf
-
-    from data_prep.features import _main_module_hidden
-
-    with cf.ProcessPoolExecutor(2, mp_context=_pool_context(), initializer=_init_worker) as ex:
-        with _main_module_hidden():
-            info = [ex.submit(_worker_modules) for _ in range(2)]
-        info = [f.result() for f in info]
-    # No TensorFlow, and no user script re-imported as the workers' main module.
-    assert all(not i["tensorflow"] and i["main_file"] is None for i in info), info
-    assert all(i["blas_threads"] == 1 for i in info)  # no oversubscription
+    stats = out.attrs["extract_stats"]
+    assert stats["workers"] == 2 and stats["computed"] == 12 and stats["from_cache"] == 0
 
 
 MAIN_SCRIPT = textwrap.dedent(
