@@ -1,0 +1,522 @@
+"""The export folder: flatbuffers, C sources, ``model_meta.json`` and ``REPORT.md``.
+
+:func:`export` writes everything a device needs into a temporary folder next to ``out_dir`` and
+swaps it in at the end, so ``out_dir`` is either the complete old export or the complete new one,
+never a mixture. :func:`load_meta` reads ``model_meta.json`` back (validated), and
+:meth:`ModelMeta.features_to_input` turns log-Mel features into the model's int8 input exactly as
+the exporter did: the device front-end and the Android app reuse it as their reference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_hrf import reparam
+from keras_hrf.export import csource, quant
+from keras_hrf.export.check import CheckReport, run_check
+from keras_hrf.export.convert import convert
+from keras_hrf.export.flatbuffer import ConversionError
+
+#: Version of the ``model_meta.json`` layout; a loader refuses newer versions.
+META_SCHEMA_VERSION = 1
+META_NAME = "model_meta.json"
+
+#: File names inside an export folder.
+FILES = {
+    "int8": "model_int8.tflite",
+    "float32": "model_float32.tflite",
+    "c_header": "model_data.h",
+    "c_source": "model_data.cc",
+    "op_resolver": "op_resolver.h",
+    "example_input": "example_input.h",
+    "meta": META_NAME,
+    "report": "REPORT.md",
+}
+
+#: Keys ``model_meta.json`` must have (dotted = nested), checked by :func:`load_meta`.
+REQUIRED_META_KEYS = (
+    "schema_version",
+    "labels",
+    "feature_params",
+    "normalizer",
+    "input.shape",
+    "input.dtype",
+    "input.scale",
+    "input.zero_point",
+    "output.shape",
+    "output.dtype",
+    "output.scale",
+    "output.zero_point",
+    "arena.min_bytes",
+    "arena.recommended_bytes",
+    "ops",
+    "files",
+)
+
+#: Samples checked in the runtimes when ``export`` is given none.
+DEFAULT_CHECK_SAMPLES = 32
+
+
+class MetaError(ValueError):
+    """``model_meta.json`` is missing, malformed or from a newer schema."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelMeta:
+    """A validated ``model_meta.json``.
+
+    Attributes:
+        path: The export folder.
+        labels: Class names, index = output position.
+        feature_params: The front-end's :class:`data_prep.features.FeatureParams`.
+        normalizer: The training split's :class:`data_prep.features.Normalizer`.
+        input_shape: Model input shape (batch 1).
+        input_scale: Input quantization scale (1.0 for a float model).
+        input_zero_point: Input zero point.
+        input_dtype: ``"int8"`` or ``"float32"``.
+        output_scale: Output quantization scale.
+        output_zero_point: Output zero point.
+        arena_bytes: Recommended TFLM arena.
+        ops: Distinct ops of the int8 model.
+        origin: Where the model came from (family, size, HRF configuration, ...).
+        raw: The whole JSON document.
+    """
+
+    path: Path
+    labels: tuple[str, ...]
+    feature_params: Any
+    normalizer: Any
+    input_shape: tuple[int, ...]
+    input_scale: float
+    input_zero_point: int
+    input_dtype: str
+    output_scale: float
+    output_zero_point: int
+    arena_bytes: int
+    ops: tuple[str, ...]
+    origin: dict
+    raw: dict
+
+    def features_to_input(self, features: np.ndarray) -> np.ndarray:
+        """Fixed-length log-Mel features ``[frames, n_mels]`` -> the model's input tensor.
+
+        Normalises with the stored mean/std, then quantizes with the input scale and zero point
+        the way TFLite's ``QUANTIZE`` does (:func:`keras_hrf.export.quant.quantize`).
+
+        Returns:
+            ``[1, frames, n_mels]`` int8 (or float32 for a float model).
+        """
+        return features_to_input(
+            features, self.normalizer, self.input_scale, self.input_zero_point, self.input_dtype
+        )
+
+    def logits(self, output: np.ndarray) -> np.ndarray:
+        """Dequantized model output (float logits)."""
+        if self.input_dtype != "int8":
+            return np.asarray(output, dtype=np.float32)
+        return quant.dequantize(output, self.output_scale, self.output_zero_point)
+
+    def label_of(self, output: np.ndarray) -> str:
+        """The class name of the highest output."""
+        return self.labels[int(np.asarray(output).reshape(-1).argmax())]
+
+
+def features_to_input(
+    features: np.ndarray, normalizer, scale: float, zero_point: int, dtype: str = "int8"
+) -> np.ndarray:
+    """Normalise ``[frames, n_mels]`` features and quantize them to a batch-1 input tensor."""
+    x = np.asarray(features, dtype=np.float32)
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3 or x.shape[0] != 1:
+        raise ValueError(f"expected features [frames, n_mels], got shape {np.shape(features)}")
+    x = normalizer.transform(x)
+    return quant.quantize(x, scale, zero_point) if dtype == "int8" else x.astype(np.float32)
+
+
+def _get(doc: Mapping, dotted: str):
+    cur: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(cur, Mapping) or part not in cur:
+            raise KeyError(dotted)
+        cur = cur[part]
+    return cur
+
+
+def load_meta(path: str | os.PathLike) -> ModelMeta:
+    """Read and validate an export's ``model_meta.json``.
+
+    Args:
+        path: The export folder or the JSON file itself.
+
+    Raises:
+        MetaError: the file is missing or not JSON, lacks a required key (the message names it,
+            e.g. ``'input.scale'``), has a newer ``schema_version`` or invalid feature
+            parameters / normaliser.
+    """
+    from data_prep.features import FeatureParams, Normalizer
+
+    p = Path(path)
+    file = p / META_NAME if p.is_dir() else p
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise MetaError(f"{file}: no such file (is this an export folder?)") from e
+    except json.JSONDecodeError as e:
+        raise MetaError(f"{file}: not valid JSON ({e})") from e
+    if not isinstance(doc, dict):
+        raise MetaError(f"{file}: expected a JSON object")
+    for key in REQUIRED_META_KEYS:
+        try:
+            _get(doc, key)
+        except KeyError:
+            raise MetaError(f"{file}: missing key {key!r}") from None
+    version = doc["schema_version"]
+    if not isinstance(version, int) or version > META_SCHEMA_VERSION or version < 1:
+        raise MetaError(
+            f"{file}: schema_version {version!r} is not supported (this keras_hrf reads "
+            f"versions 1..{META_SCHEMA_VERSION}); update keras_hrf"
+        )
+    try:
+        params = FeatureParams.from_dict(doc["feature_params"])
+        normalizer = Normalizer.from_dict(doc["normalizer"])
+    except (TypeError, ValueError) as e:
+        raise MetaError(f"{file}: {e}") from e
+    labels = tuple(str(v) for v in doc["labels"])
+    shape = tuple(int(n) for n in doc["input"]["shape"])
+    if normalizer.mean.size != shape[-1] or params.n_mels != shape[-1]:
+        raise MetaError(
+            f"{file}: input has {shape[-1]} mel bands but feature_params.n_mels is "
+            f"{params.n_mels} and the normaliser has {normalizer.mean.size}"
+        )
+    if len(labels) != int(np.prod(doc["output"]["shape"])):
+        raise MetaError(f"{file}: {len(labels)} labels for output {doc['output']['shape']}")
+    return ModelMeta(
+        path=file.parent,
+        labels=labels,
+        feature_params=params,
+        normalizer=normalizer,
+        input_shape=shape,
+        input_scale=float(doc["input"]["scale"]),
+        input_zero_point=int(doc["input"]["zero_point"]),
+        input_dtype=str(doc["input"]["dtype"]),
+        output_scale=float(doc["output"]["scale"]),
+        output_zero_point=int(doc["output"]["zero_point"]),
+        arena_bytes=int(doc["arena"]["recommended_bytes"]),
+        ops=tuple(doc["ops"]),
+        origin=dict(doc.get("origin") or {}),
+        raw=doc,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export` wrote.
+
+    Attributes:
+        out_dir: The export folder.
+        files: Role (see :data:`FILES`) -> path.
+        report: The int8 model's :class:`~keras_hrf.export.check.CheckReport`.
+        meta: The ``model_meta.json`` content.
+        int8_bytes: The int8 flatbuffer (as in ``model_int8.tflite``).
+        float32_bytes: The float32 flatbuffer.
+    """
+
+    out_dir: Path
+    files: dict[str, Path]
+    report: CheckReport
+    meta: dict
+    int8_bytes: bytes
+    float32_bytes: bytes
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that produced an export (recorded in model_meta.json)."""
+    import importlib.metadata as md
+
+    import keras_hrf
+
+    out = {"keras_hrf": keras_hrf.__version__, "keras": keras.__version__}
+    for dist in ("tensorflow", "ai-edge-litert", "tflite-micro"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def _pick_example(int8_out: np.ndarray, reference: np.ndarray) -> int:
+    # The device example should give the same label on any correct TFLM build, so take the sample
+    # whose int8 top-1 leads its runner-up by the most steps (among those where int8 and float
+    # agree): optimised kernels differing by a step or two cannot flip it.
+    top2 = np.sort(int8_out.astype(np.int32), axis=-1)[:, -2:]
+    margin = top2[:, 1] - top2[:, 0]
+    agree = int8_out.argmax(-1) == reference.argmax(-1)
+    margin = np.where(agree, margin, margin - 1000)
+    return int(margin.argmax())
+
+
+def _validate_export_args(model, labels, feature_params, normalizer, shape) -> list[str]:
+    labels = list(labels)
+    n_out = int(model.outputs[0].shape[-1])
+    if not all(isinstance(v, str) and v for v in labels) or len(set(labels)) != len(labels):
+        raise ValueError(f"labels must be distinct non-empty strings, got {labels!r}")
+    if len(labels) != n_out:
+        raise ValueError(f"{len(labels)} labels for a model with {n_out} outputs")
+    frames, mels = shape
+    if getattr(feature_params, "n_mels", mels) != mels:
+        raise ValueError(f"feature_params.n_mels={feature_params.n_mels}, the model takes {mels}")
+    if getattr(feature_params, "frames", frames) != frames:
+        raise ValueError(
+            f"feature_params.frames={feature_params.frames}, the model takes {frames} frames"
+        )
+    if np.asarray(normalizer.mean).size != mels:
+        raise ValueError(f"the normaliser has {np.asarray(normalizer.mean).size} bands, not {mels}")
+    return labels
+
+
+def export(
+    model: keras.Model,
+    out_dir: str | os.PathLike,
+    *,
+    representative_data: np.ndarray,
+    labels: Sequence[str],
+    feature_params,
+    normalizer,
+    origin: dict | None = None,
+    samples: np.ndarray | None = None,
+    overwrite: bool = False,
+    merge: bool = False,
+    num_samples: int = 200,
+    seed: int = 0,
+) -> ExportResult:
+    """Convert, check and write everything a device needs into ``out_dir``.
+
+    Files (see :data:`FILES`): ``model_int8.tflite``, ``model_float32.tflite``, ``model_data.h``
+    / ``model_data.cc`` (the int8 flatbuffer as a 16-byte aligned C array, the labels, sizing
+    macros such as ``KERAS_HRF_ARENA_SIZE``), ``op_resolver.h`` (a ``MicroMutableOpResolver`` with
+    exactly the model's ops), ``example_input.h`` (one quantized input and its expected label),
+    ``model_meta.json`` (read it with :func:`load_meta`) and ``REPORT.md``.
+
+    Args:
+        model: The trained model, HRF layers merged (or pass ``merge=True``).
+        out_dir: The export folder. It is written atomically: built next to it and swapped in.
+        representative_data: float32 ``[N, frames, n_mels]`` normalised training features, for
+            int8 calibration.
+        labels: Class names, in output order.
+        feature_params: The :class:`data_prep.features.FeatureParams` the features were made
+            with (stored via ``to_dict()``).
+        normalizer: The :class:`data_prep.features.Normalizer` fitted on the training split.
+        origin: JSON-serialisable provenance (family, size, HRF configuration, corpus, fold,
+            seed, ...); merged over what is derived from the model.
+        samples: float32 ``[N, frames, n_mels]`` normalised features to check the runtimes on
+            (held-out data is best); default: 32 random examples of ``representative_data``.
+        overwrite: Replace an existing ``out_dir``; without it an existing folder is an error.
+        merge: Merge HRF layers instead of refusing a model that has them.
+        num_samples: Representative dataset size for int8 calibration.
+        seed: Seed of the calibration subset and of the default check samples.
+
+    Returns:
+        An :class:`ExportResult`.
+
+    Raises:
+        FileExistsError: ``out_dir`` exists and ``overwrite`` is False (nothing is touched).
+        ConversionError: the model cannot be converted, or does not run under TFLM.
+        ValueError: inconsistent labels / feature parameters / normaliser, or a non-JSON
+            ``origin``.
+    """
+    out = Path(out_dir)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass overwrite=True to replace it")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    if not isinstance(model, keras.Model) or len(model.inputs) != 1:
+        raise ConversionError("export needs a functional keras.Model with one input")
+    shape = tuple(int(n) for n in model.inputs[0].shape[1:])
+    labels = _validate_export_args(model, labels, feature_params, normalizer, shape)
+
+    had_hrf = reparam.has_hrf(model)
+    hrf_names = [layer.name for layer in reparam.hrf_layers(model)]
+    int8 = convert(
+        model, representative_data, "int8", merge=merge, num_samples=num_samples, seed=seed
+    )
+    deployed = reparam.merge(model) if had_hrf else model
+    float32 = convert(deployed, None, "float32")
+
+    rep = np.asarray(representative_data, dtype=np.float32)
+    sample_rows, sample_source = None, "samples"
+    if samples is None:
+        rows = np.random.default_rng(seed).permutation(len(rep))[:DEFAULT_CHECK_SAMPLES]
+        sample_rows = np.sort(rows)
+        samples, sample_source = rep[sample_rows], "representative_data"
+    samples = np.asarray(samples, dtype=np.float32)
+    report, outputs = run_check(int8, samples, keras_model=deployed)
+    if not report.ok:
+        reasons = report.problems + [
+            f"TFLM refuses {op}: {why}" for op, why in report.tflm_unsupported_ops.items()
+        ]
+        raise ConversionError(reasons or report.tflm_errors or ["TFLM could not run the model"])
+
+    # The example for the device: TFLM's own prediction, so that main.cc can check itself.
+    in_scale, in_zero = report.input["scale"], report.input["zero_point"]
+    q_samples, tflm_out = outputs["input"], outputs["tflm"]
+    example = _pick_example(tflm_out, outputs["float"])
+    expected = int(tflm_out[example].argmax())
+
+    derived = {
+        "model_name": model.name,
+        "params": int(deployed.count_params()),
+        "input_shape": list(shape),
+        "merged_from_hrf": had_hrf,
+        "hrf_layers": hrf_names,
+    }
+    meta = {
+        "schema_version": META_SCHEMA_VERSION,
+        "labels": labels,
+        "feature_params": feature_params.to_dict(),
+        "normalizer": normalizer.to_dict(),
+        "input": {k: report.input[k] for k in ("name", "shape", "dtype", "scale", "zero_point")},
+        "output": {k: report.output[k] for k in ("name", "shape", "dtype", "scale", "zero_point")},
+        "arena": {
+            "min_bytes": report.arena_min,
+            "recommended_bytes": report.arena_recommended,
+            "measured_with": "tflite_micro host interpreter (reference kernels, 64-bit)",
+        },
+        "ops": report.op_set,
+        "op_counts": report.op_counts,
+        "sizes": {
+            "int8_bytes": len(int8),
+            "float32_bytes": len(float32),
+            "weight_bytes": report.weight_bytes,
+        },
+        "macs": report.macs,
+        "check": {
+            "num_samples": report.num_samples,
+            "litert_tflm_max_diff_int8_steps": report.litert_tflm_max_diff,
+            "argmax_agreement_with_float": report.argmax_agreement,
+            "float_max_abs_diff": report.float_max_abs_diff,
+        },
+        "example": {
+            # Index into the checked samples, or into representative_data when none were given.
+            "source": sample_source,
+            "sample_index": example if sample_rows is None else int(sample_rows[example]),
+            "expected_index": expected,
+            "expected_label": labels[expected],
+        },
+        "files": dict(FILES),
+        "sha256": {
+            FILES["int8"]: hashlib.sha256(int8).hexdigest(),
+            FILES["float32"]: hashlib.sha256(float32).hexdigest(),
+        },
+        "origin": {**derived, **(origin or {})},
+        "created_with": versions(),
+    }
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        texts = {
+            "c_header": csource.model_data_h(
+                num_bytes=len(int8),
+                arena_bytes=report.arena_recommended,
+                arena_min=report.arena_min,
+                input_shape=report.input["shape"],
+                input_scale=in_scale,
+                input_zero_point=in_zero,
+                output_scale=report.output["scale"],
+                output_zero_point=report.output["zero_point"],
+                num_classes=len(labels),
+            ),
+            "c_source": csource.model_data_cc(int8, labels),
+            "op_resolver": csource.op_resolver_h(report.op_set),
+            "example_input": csource.example_input_h(
+                q_samples[example], expected, labels[expected]
+            ),
+            "report": _report_md(report, meta),
+        }
+        (tmp / FILES["int8"]).write_bytes(int8)
+        (tmp / FILES["float32"]).write_bytes(float32)
+        for role, text in texts.items():
+            (tmp / FILES[role]).write_text(text, encoding="utf-8")
+        try:
+            meta_text = json.dumps(meta, indent=2, allow_nan=False, default=_jsonable)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"origin must be JSON-serialisable: {e}") from e
+        # The metadata last: a folder with model_meta.json is complete.
+        (tmp / FILES["meta"]).write_text(meta_text + "\n", encoding="utf-8")
+        _swap_in(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ExportResult(
+        out_dir=out,
+        files={role: out / name for role, name in FILES.items()},
+        report=report,
+        meta=meta,
+        int8_bytes=int8,
+        float32_bytes=float32,
+    )
+
+
+def _jsonable(obj):
+    # Provenance often holds config objects (an HRFConfig, a FeatureParams): store their dict
+    # form. Anything else is an error rather than a lossy repr().
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, tuple | set | frozenset):
+        return list(obj)
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    # Renames within one folder are atomic; replacing a folder takes two of them, so the old one
+    # is moved aside first and put back if the second rename fails.
+    if not out.exists():
+        os.rename(tmp, out)
+        return
+    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+    os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except BaseException:
+        os.rename(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _report_md(report: CheckReport, meta: dict) -> str:
+    origin = meta["origin"]
+    head = [
+        f"# Export report: {origin.get('model_name', 'model')}",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| labels | {', '.join(meta['labels'])} |",
+        f"| float32 flatbuffer | {meta['sizes']['float32_bytes']:,} B |",
+        f"| parameters | {origin.get('params', 'n/a')} |",
+        f"| merged from HRF | {'yes' if origin.get('merged_from_hrf') else 'no'} |",
+        f"| example input | sample {meta['example']['sample_index']}, expected "
+        f"'{meta['example']['expected_label']}' |",
+        "",
+        "## int8 model",
+        "",
+    ]
+    return "\n".join(head) + "\n" + report.to_markdown()

@@ -1,0 +1,558 @@
+"""Verification of a converted model in the real runtimes: LiteRT and TensorFlow Lite Micro.
+
+:func:`check` runs the flatbuffer in ``ai_edge_litert`` (the interpreter Android ships; one thread,
+no default delegates, i.e. XNNPACK off, so that the kernels are TFLite's builtin ones) and in the
+TFLite Micro host interpreter (``tflite_micro.runtime``: the same reference kernels a
+microcontroller runs), compares them, measures the smallest TFLM arena that works, and compares the
+int8 model's decisions with the float Keras model's.
+
+Arena sizes. The minimum is found by creating TFLM interpreters (which allocate and prepare every
+tensor) with decreasing arenas. The recommended arena adds 10 % and 16 bytes and rounds up to a
+whole KiB (:func:`recommended_arena`), because the host measurement is not exactly the device's:
+
+- TFLM aligns the start of the arena to 16 bytes, so an arena buffer that is not ``alignas(16)``
+  loses up to 15 bytes (the generated ``main.cc`` aligns it; the 16 bytes cover code that doesn't);
+- optimised kernels (CMSIS-NN on Cortex-M, Xtensa, ...) request scratch buffers that the reference
+  kernels measured here do not (e.g. for CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, SOFTMAX);
+  the 10 % covers the usual amounts, and ``main.cc`` prints ``arena_used_bytes()`` so a device
+  build can confirm;
+- the host is 64-bit: TFLM's per-tensor and per-node structs hold pointers, so a 32-bit
+  microcontroller needs a little *less* than measured here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import re
+import statistics
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+
+from keras_hrf.export import flatbuffer, quant
+
+#: Safety margin of the recommended arena over the measured minimum.
+ARENA_MARGIN = 0.10
+#: Bytes an arena buffer without 16-byte alignment can lose to TFLM's alignment of its start.
+ARENA_ALIGNMENT_SLACK = 16
+#: TFLM allocates in 16-byte aligned chunks; the arena search stops at this resolution.
+ARENA_RESOLUTION = 16
+#: Largest arena tried before declaring that the model does not fit at all.
+ARENA_LIMIT = 1 << 30
+
+
+def recommended_arena(min_bytes: int) -> int:
+    """``min_bytes`` + 10 % + 16 bytes of alignment slack, rounded up to a whole KiB."""
+    return int(math.ceil((min_bytes * (1 + ARENA_MARGIN) + ARENA_ALIGNMENT_SLACK) / 1024) * 1024)
+
+
+@contextlib.contextmanager
+def capture_output():
+    """Capture what C/C++ code writes to file descriptors 1 and 2 (TFLM's ``MicroPrintf``).
+
+    Yields a list that receives the captured text (one string) when the block exits. A temporary
+    file rather than a pipe, so a chatty library cannot fill a pipe buffer and block.
+    """
+    result: list[str] = []
+    with tempfile.TemporaryFile() as sink:
+        saved = [os.dup(1), os.dup(2)]
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            yield result
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            sink.seek(0)
+            result.append(sink.read().decode("utf-8", "replace").replace("\r", ""))
+
+
+# ------------------------------------------------------------------------------------ runtimes
+
+
+def litert_interpreter(tflite_bytes: bytes):
+    """A LiteRT interpreter as the reference runtime: 1 thread, no default delegates."""
+    from ai_edge_litert import interpreter as litert
+
+    it = litert.Interpreter(
+        model_content=bytes(tflite_bytes),
+        num_threads=1,
+        experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
+    it.allocate_tensors()
+    return it
+
+
+def run_litert(tflite_bytes: bytes, inputs: np.ndarray) -> tuple[np.ndarray, list[float]]:
+    """Run every example of ``inputs`` (already in the model's input dtype) through LiteRT.
+
+    Returns:
+        ``(outputs [N, ...], per-invocation seconds)``.
+    """
+    it = litert_interpreter(tflite_bytes)
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    outputs, times = [], []
+    for x in inputs:
+        it.set_tensor(inp["index"], x[None].astype(inp["dtype"], copy=False))
+        t = time.perf_counter()
+        it.invoke()
+        times.append(time.perf_counter() - t)
+        outputs.append(it.get_tensor(out["index"])[0].copy())
+    return np.stack(outputs), times
+
+
+class TflmError(RuntimeError):
+    """TFLM could not create an interpreter; ``messages`` is what TFLM printed."""
+
+    def __init__(self, message: str, messages: str):
+        super().__init__(message)
+        self.messages = messages
+
+
+def tflm_interpreter(tflite_bytes: bytes, arena_size: int):
+    """A TFLM host interpreter, with TFLM's own error messages captured on failure.
+
+    Raises:
+        TflmError: the interpreter could not be created (unknown op, arena too small, a kernel
+            that rejects its tensor types in Prepare, ...), with TFLM's messages.
+    """
+    from tflite_micro import runtime
+
+    try:
+        with capture_output() as captured:
+            it = runtime.Interpreter.from_bytes(bytes(tflite_bytes), arena_size=int(arena_size))
+    except RuntimeError as e:
+        raise TflmError(str(e), captured[0] if captured else "") from e
+    return it
+
+
+def run_tflm(
+    tflite_bytes: bytes, inputs: np.ndarray, arena_size: int
+) -> tuple[np.ndarray, list[float]]:
+    """Run every example of ``inputs`` through the TFLM host interpreter.
+
+    Returns:
+        ``(outputs [N, ...], per-invocation seconds)``.
+    """
+    it = tflm_interpreter(tflite_bytes, arena_size)
+    outputs, times = [], []
+    try:
+        with capture_output() as captured:
+            for x in inputs:
+                it.set_input(np.ascontiguousarray(x[None]), 0)
+                t = time.perf_counter()
+                it.invoke()
+                times.append(time.perf_counter() - t)
+                outputs.append(np.array(it.get_output(0))[0])
+    except RuntimeError as e:
+        raise TflmError(f"TFLM invoke failed: {e}", captured[0] if captured else "") from e
+    return np.stack(outputs), times
+
+
+def predict(tflite_bytes: bytes, x: np.ndarray) -> np.ndarray:
+    """Float outputs of a converted model for float inputs, via LiteRT (the reference runtime).
+
+    An int8 model gets ``x`` quantized with its input scale and zero point, and its int8 outputs
+    are dequantized, so the result is comparable with the float Keras model's logits.
+
+    Args:
+        tflite_bytes: The flatbuffer.
+        x: float32 ``[N, frames, n_mels]`` normalised features.
+
+    Returns:
+        float32 ``[N, classes]``.
+    """
+    info = flatbuffer.parse(tflite_bytes)
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == len(info.input.shape) - 1:
+        x = x[None]
+    if info.input.dtype != "INT8":
+        return run_litert(tflite_bytes, x)[0].astype(np.float32)
+    q = quant.quantize(x, *flatbuffer.quantization_params(info.input))
+    out = run_litert(tflite_bytes, q)[0]
+    return quant.dequantize(out, *flatbuffer.quantization_params(info.output))
+
+
+def _tflm_creates(tflite_bytes: bytes, arena_size: int) -> bool:
+    try:
+        tflm_interpreter(tflite_bytes, arena_size)
+    except TflmError:
+        return False
+    return True
+
+
+_ARENA_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
+
+
+def _recorded_arena(tflite_bytes: bytes, arena_size: int) -> int | None:
+    it = tflm_interpreter(tflite_bytes, arena_size)
+    with capture_output() as captured:
+        it.print_allocations()
+    m = _ARENA_TOTAL.search(captured[0])
+    return int(m.group(1)) if m else None
+
+
+def min_tflm_arena(tflite_bytes: bytes, hint: int | None = None) -> int:
+    """The smallest TFLM arena (to 16 bytes) with which the model allocates and prepares.
+
+    Args:
+        tflite_bytes: The flatbuffer.
+        hint: A size to try first (e.g. a previous measurement); saves most of the search.
+
+    Raises:
+        TflmError: the model does not allocate even with a 1 GiB arena (not an arena problem).
+    """
+    hi = None
+    if hint and _tflm_creates(tflite_bytes, hint):
+        hi = int(hint)
+    if hi is None:
+        hi = max(64 * 1024, 4 * len(tflite_bytes))
+        while not _tflm_creates(tflite_bytes, hi):
+            if hi >= ARENA_LIMIT:
+                tflm_interpreter(tflite_bytes, hi)  # raises with TFLM's reason
+            hi *= 2
+        # TFLM's recording allocator reports what it used: usually the exact minimum.
+        recorded = _recorded_arena(tflite_bytes, hi)
+        if recorded and recorded < hi and _tflm_creates(tflite_bytes, recorded):
+            hi = recorded
+    # Bracket from above with growing steps, then bisect: a good hint costs two creations.
+    step = ARENA_RESOLUTION
+    lo = max(0, hi - step)
+    while lo > 0 and _tflm_creates(tflite_bytes, lo):
+        hi, step = lo, step * 2
+        lo = max(0, hi - step)
+    while hi - lo > ARENA_RESOLUTION:
+        mid = (lo + hi) // 2 // ARENA_RESOLUTION * ARENA_RESOLUTION
+        if mid <= lo:
+            break
+        if _tflm_creates(tflite_bytes, mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+_UNKNOWN_OP = re.compile(r"Didn't find op for builtin opcode '([A-Z0-9_]+)'")
+_NODE_FAILED = re.compile(r"Node ([A-Z0-9_]+) \(number (\d+)\) failed to (\w+)")
+
+
+def unsupported_ops(messages: str) -> dict[str, str]:
+    """Ops that TFLM refused, with the reason, from TFLM's captured messages."""
+    found: dict[str, str] = {}
+    lines = [ln.strip() for ln in messages.splitlines() if ln.strip()]
+    for i, line in enumerate(lines):
+        m = _UNKNOWN_OP.search(line)
+        if m:
+            found.setdefault(m.group(1), "TFLM has no kernel for this op")
+        m = _NODE_FAILED.search(line)
+        if m:
+            # The kernel's own complaint (e.g. "Type INT8 (9) not supported.") precedes this line.
+            reason = lines[i - 1] if i > 0 else line
+            found.setdefault(m.group(1), f"{reason} (node {m.group(2)} failed to {m.group(3)})")
+    return found
+
+
+# -------------------------------------------------------------------------------------- report
+
+
+@dataclasses.dataclass
+class CheckReport:
+    """Figures of one converted model, from :func:`check`.
+
+    Attributes:
+        quantization: ``"int8"`` or ``"float32"`` (from the input tensor type).
+        ops: Builtin op names in execution order.
+        op_counts: Occurrences of each op.
+        flatbuffer_bytes: Size of the ``.tflite`` file (flash on a microcontroller).
+        weight_bytes: Bytes of constant tensor data in it.
+        macs: Multiply-accumulates per inference (from the Keras model), or None.
+        input: Input tensor ``shape``, ``dtype``, ``scale``, ``zero_point``.
+        output: Output tensor, same keys.
+        problems: What :func:`keras_hrf.export.flatbuffer.problems` finds (empty = fine).
+        tflm_ok: Whether TFLM created an interpreter and ran every sample.
+        tflm_errors: TFLM's messages when it failed.
+        tflm_unsupported_ops: Ops TFLM refused -> the reason it printed.
+        arena_min: Smallest TFLM arena that works (host measurement), or None.
+        arena_recommended: :func:`recommended_arena` of it, or None.
+        num_samples: Examples run through both runtimes.
+        litert_tflm_max_diff: Largest output difference LiteRT vs TFLM (int8 steps, or float).
+        litert_tflm_max_abs_diff: The same in logit units (dequantized), comparable with
+            ``float_max_abs_diff``.
+        litert_tflm_argmax_agreement: Fraction of samples where both runtimes pick the same class.
+        float_reference: Where the float outputs came from (``"keras"``/``"float_outputs"``).
+        argmax_agreement: Fraction of samples where the converted model's top class equals the
+            float model's.
+        float_max_abs_diff: Largest |dequantized output - float output| (logit units).
+        litert_ms: Median LiteRT invocation time on this host, ms (1 thread).
+        tflm_ms: Median TFLM invocation time on this host, ms (reference kernels).
+    """
+
+    quantization: str
+    ops: list[str]
+    op_counts: dict[str, int]
+    flatbuffer_bytes: int
+    weight_bytes: int
+    macs: int | None
+    input: dict[str, Any]
+    output: dict[str, Any]
+    problems: list[str]
+    tflm_ok: bool
+    tflm_errors: list[str]
+    tflm_unsupported_ops: dict[str, str]
+    arena_min: int | None
+    arena_recommended: int | None
+    num_samples: int
+    litert_tflm_max_diff: float | None
+    litert_tflm_max_abs_diff: float | None
+    litert_tflm_argmax_agreement: float | None
+    float_reference: str | None
+    argmax_agreement: float | None
+    float_max_abs_diff: float | None
+    litert_ms: float | None
+    tflm_ms: float | None
+
+    @property
+    def ok(self) -> bool:
+        """No flatbuffer problem and TFLM ran the model."""
+        return not self.problems and self.tflm_ok
+
+    @property
+    def op_set(self) -> list[str]:
+        """Distinct ops, sorted."""
+        return sorted(self.op_counts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict of every field (plus ``ok``)."""
+        d = dataclasses.asdict(self)
+        d["ok"] = self.ok
+        return d
+
+    def to_markdown(self, title: str | None = None) -> str:
+        """The figures as Markdown tables (the body of an export's REPORT.md)."""
+
+        def fmt(v, unit=""):
+            if v is None:
+                return "n/a"
+            if isinstance(v, float):
+                return f"{v:.4g}{unit}"
+            if isinstance(v, int):
+                return f"{v:,}{unit}"
+            return f"{v}{unit}"
+
+        diff_unit = " int8 steps" if self.quantization == "int8" else ""
+        lines = [f"# {title}", ""] if title else []
+        lines += [
+            "| figure | value |",
+            "| --- | --- |",
+            f"| quantization | {self.quantization} |",
+            f"| flatbuffer (flash) | {fmt(self.flatbuffer_bytes, ' B')} |",
+            f"| weights | {fmt(self.weight_bytes, ' B')} |",
+            f"| MACs / inference | {fmt(self.macs)} |",
+            f"| TFLM arena, measured minimum | {fmt(self.arena_min, ' B')} |",
+            f"| TFLM arena, recommended | {fmt(self.arena_recommended, ' B')} |",
+            f"| input | {_tensor_md(self.input)} |",
+            f"| output | {_tensor_md(self.output)} |",
+            f"| samples checked | {self.num_samples} |",
+            f"| LiteRT vs TFLM, max output difference "
+            f"| {fmt(self.litert_tflm_max_diff, diff_unit)} "
+            f"({fmt(self.litert_tflm_max_abs_diff)} in logits) |",
+            f"| LiteRT vs TFLM, same top-1 | {_pct(self.litert_tflm_argmax_agreement)} |",
+            f"| top-1 agreement with the float model | {_pct(self.argmax_agreement)}"
+            f"{'' if self.float_reference is None else f' ({self.float_reference})'} |",
+            f"| max abs logit error vs float | {fmt(self.float_max_abs_diff)} |",
+            f"| LiteRT latency (host, 1 thread) | {fmt(self.litert_ms, ' ms')} |",
+            f"| TFLM latency (host, reference kernels) | {fmt(self.tflm_ms, ' ms')} |",
+            f"| runs under TFLM | {'yes' if self.tflm_ok else 'NO'} |",
+            "",
+            "## Ops",
+            "",
+            "| op | count | TFLM resolver method |",
+            "| --- | --- | --- |",
+        ]
+        for name, count in sorted(self.op_counts.items()):
+            method = flatbuffer.TFLM_OP_RESOLVER_METHODS.get(name, "none (not in TFLM)")
+            lines.append(f"| {name} | {count} | `{method}` |")
+        if self.problems or self.tflm_unsupported_ops or self.tflm_errors:
+            lines += ["", "## Problems", ""]
+            lines += [f"- {p}" for p in self.problems]
+            refused = self.tflm_unsupported_ops.items()
+            lines += [f"- TFLM refuses {op}: {why}" for op, why in refused]
+            if not self.tflm_unsupported_ops:
+                lines += [f"- TFLM: {m}" for m in self.tflm_errors]
+        lines += [
+            "",
+            "Arena: measured on the host with TFLM's reference kernels; the recommendation adds "
+            "10 % and 16 bytes (alignment) and rounds up to 1 KiB, for optimised kernels' scratch "
+            "buffers (see keras_hrf/export/check.py).",
+            "",
+        ]
+        return "\n".join(lines)
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f} %"
+
+
+def _tensor_md(t: dict[str, Any]) -> str:
+    shape = "x".join(str(n) for n in t.get("shape", []))
+    if t.get("dtype") == "int8":
+        return f"{t['dtype']} [{shape}], scale {t['scale']:.6g}, zero point {t['zero_point']}"
+    return f"{t.get('dtype')} [{shape}]"
+
+
+def tensor_dict(t: flatbuffer.TensorInfo) -> dict[str, Any]:
+    """``shape``, ``dtype`` (numpy name), ``scale``, ``zero_point`` of a tensor (JSON-able)."""
+    scale, zero = flatbuffer.quantization_params(t)
+    return {
+        "name": t.name,
+        "shape": list(t.shape),
+        "dtype": str(flatbuffer.numpy_dtype(t)),
+        "scale": scale,
+        "zero_point": zero,
+    }
+
+
+#: Examples :func:`check` generates when it is given no samples.
+DEFAULT_RANDOM_SAMPLES = 8
+
+
+def check(
+    tflite_bytes: bytes,
+    samples: np.ndarray | None = None,
+    keras_model=None,
+    float_outputs: np.ndarray | None = None,
+    *,
+    arena_hint: int | None = None,
+) -> CheckReport:
+    """Run a converted model in LiteRT and TFLite Micro and collect its deployment figures.
+
+    Args:
+        tflite_bytes: The flatbuffer from :func:`keras_hrf.export.convert.convert`.
+        samples: float32 ``[N, frames, n_mels]`` normalised features (the model's float input
+            space); an int8 model gets them quantized with its input scale and zero point.
+            ``None``: 8 seeded standard-normal windows (normalised features are roughly
+            N(0, 1)), enough to compare the runtimes but not to judge accuracy.
+        keras_model: The float Keras model the flatbuffer came from: gives the float reference
+            outputs (``predict``) and the MACs.
+        float_outputs: Float reference outputs ``[N, classes]`` instead of ``keras_model``'s
+            (e.g. from the float32 flatbuffer).
+        arena_hint: A previously measured arena size; speeds up the arena search.
+
+    Returns:
+        A :class:`CheckReport`. Problems are reported in it, not raised, so a failing model still
+        gets its figures.
+    """
+    return run_check(tflite_bytes, samples, keras_model, float_outputs, arena_hint=arena_hint)[0]
+
+
+def run_check(
+    tflite_bytes: bytes,
+    samples: np.ndarray | None = None,
+    keras_model=None,
+    float_outputs: np.ndarray | None = None,
+    *,
+    arena_hint: int | None = None,
+) -> tuple[CheckReport, dict[str, np.ndarray | None]]:
+    """:func:`check`, also returning the raw outputs.
+
+    Returns:
+        ``(report, outputs)`` with ``outputs`` keys ``"input"`` (what the model was fed),
+        ``"litert"``, ``"tflm"`` (None if TFLM failed) and ``"float"`` (None without a
+        reference), so that callers need not run the samples again.
+    """
+    info = flatbuffer.parse(tflite_bytes)
+    inp, out = info.input, info.output
+    quantization = "int8" if inp.dtype == "INT8" else "float32"
+    if samples is None:
+        rng = np.random.default_rng(0)
+        samples = rng.standard_normal((DEFAULT_RANDOM_SAMPLES,) + tuple(inp.shape[1:]))
+    x = np.asarray(samples, dtype=np.float32)
+    if x.ndim == len(inp.shape) - 1:
+        x = x[None]
+    if tuple(x.shape[1:]) != tuple(inp.shape[1:]):
+        raise ValueError(
+            f"samples have shape {x.shape}, the model input is {list(inp.shape)} (batch 1)"
+        )
+    in_scale, in_zero = flatbuffer.quantization_params(inp)
+    out_scale, out_zero = flatbuffer.quantization_params(out)
+    model_in = quant.quantize(x, in_scale, in_zero) if quantization == "int8" else x
+
+    litert_out, litert_times = run_litert(tflite_bytes, model_in)
+
+    tflm_errors: list[str] = []
+    unsupported: dict[str, str] = {}
+    tflm_out, tflm_times, arena_min = None, [], None
+    try:
+        arena_min = min_tflm_arena(tflite_bytes, hint=arena_hint)
+        tflm_out, tflm_times = run_tflm(tflite_bytes, model_in, arena_min)
+    except TflmError as e:
+        tflm_errors = [str(e)] + [ln for ln in e.messages.splitlines() if ln.strip()]
+        unsupported = unsupported_ops(e.messages)
+        arena_min = None
+
+    diff = abs_diff = runtime_agreement = None
+    if tflm_out is not None:
+        d = np.abs(litert_out.astype(np.float64) - tflm_out.astype(np.float64)).max()
+        diff = int(d) if quantization == "int8" else float(d)
+        abs_diff = float(d * out_scale) if quantization == "int8" else float(d)
+        runtime_agreement = float(np.mean(litert_out.argmax(-1) == tflm_out.argmax(-1)))
+
+    reference, ref_name, macs = None, None, None
+    if keras_model is not None:
+        from keras_hrf import models, reparam
+
+        reference = np.asarray(keras_model.predict(x, verbose=0, batch_size=32))
+        ref_name = "keras"
+        deployed = reparam.merge(keras_model) if reparam.has_hrf(keras_model) else keras_model
+        macs = models.count_macs(deployed)
+    if float_outputs is not None:
+        reference, ref_name = np.asarray(float_outputs, dtype=np.float32), "float_outputs"
+    agreement = max_abs = None
+    if reference is not None:
+        if reference.shape != litert_out.shape:
+            raise ValueError(
+                f"float outputs have shape {reference.shape}, the model gives {litert_out.shape}"
+            )
+        deq = (
+            quant.dequantize(litert_out, out_scale, out_zero)
+            if quantization == "int8"
+            else (litert_out)
+        )
+        agreement = float(np.mean(deq.argmax(-1) == reference.argmax(-1)))
+        max_abs = float(np.abs(deq - reference).max())
+
+    arena_rec = recommended_arena(arena_min) if arena_min is not None else None
+    report = CheckReport(
+        quantization=quantization,
+        ops=info.op_names,
+        op_counts=info.op_counts,
+        flatbuffer_bytes=info.size_bytes,
+        weight_bytes=info.weight_bytes,
+        macs=macs,
+        input=tensor_dict(inp),
+        output=tensor_dict(out),
+        problems=flatbuffer.problems(info, quantization),
+        tflm_ok=tflm_out is not None,
+        tflm_errors=tflm_errors,
+        tflm_unsupported_ops=unsupported,
+        arena_min=arena_min,
+        arena_recommended=arena_rec,
+        num_samples=len(x),
+        litert_tflm_max_diff=diff,
+        litert_tflm_max_abs_diff=abs_diff,
+        litert_tflm_argmax_agreement=runtime_agreement,
+        float_reference=ref_name,
+        argmax_agreement=agreement,
+        float_max_abs_diff=max_abs,
+        litert_ms=1e3 * statistics.median(litert_times) if litert_times else None,
+        tflm_ms=1e3 * statistics.median(tflm_times) if tflm_times else None,
+    )
+    outputs = {"input": model_in, "litert": litert_out, "tflm": tflm_out, "float": reference}
+    return report, outputs
