@@ -247,6 +247,7 @@ def fit(
     labels: list[str] | None = None,
     progress: bool = True,
     representative_size: int = 200,
+    callbacks: list | None = None,
 ) -> RunResult:
     """Train one model on ``split`` and evaluate it.
 
@@ -260,6 +261,7 @@ def fit(
         labels: Class names in logit order (default: sorted emotions of the manifest).
         progress: Show a progress bar over epochs.
         representative_size: Number of normalised training examples kept for int8 calibration.
+        callbacks: Extra Keras callbacks (e.g. timers), run after the validation-UA callback.
 
     Returns:
         A :class:`RunResult`.
@@ -333,7 +335,13 @@ def fit(
     )
     ua_cb = _ValidationUA(x_val, y_val, config.patience, bar)
     with bar:
-        hist = model.fit(ds, epochs=config.epochs, verbose=0, callbacks=[ua_cb], shuffle=False)
+        hist = model.fit(
+            ds,
+            epochs=config.epochs,
+            verbose=0,
+            callbacks=[ua_cb, *(callbacks or [])],
+            shuffle=False,
+        )
     history = pd.DataFrame(hist.history)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
 
