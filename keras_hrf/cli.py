@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import textwrap
 from pathlib import Path
@@ -59,6 +60,12 @@ EPILOGS = {
     "models": """
         examples:
           keras-hrf models
+        """,
+    "stream": """
+        examples:
+          keras-hrf stream meeting.wav --model runs/x/device
+          keras-hrf stream call.flac --model device/ --hop 0.25 --smooth 5
+          keras-hrf stream call.flac --model device/ --smoothing ema --precision q15
         """,
 }
 
@@ -205,6 +212,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", default=None, help=".npy of normalised features to feed")
 
     add("models", "list model families and presets with parameters and MACs, and the corpora")
+
+    p = add(
+        "stream",
+        "emotion timeline of a long recording: sliding windows through the device front-end "
+        "(CMSIS-DSP) and the int8 model under TFLite Micro",
+    )
+    p.add_argument("audio", help="an audio file (any format and rate libsndfile reads)")
+    p.add_argument("--model", required=True, help="export folder (model_int8.tflite + meta)")
+    p.add_argument("--hop", type=float, default=0.5, help="seconds between windows (default 0.5)")
+    p.add_argument(
+        "--smooth", type=int, default=3, help="windows of posterior smoothing (1 = none)"
+    )
+    p.add_argument(
+        "--smoothing",
+        choices=["median", "ema"],
+        default="median",
+        help="centred running median (default) or the firmware's causal moving average",
+    )
+    p.add_argument(
+        "--precision",
+        choices=["f32", "q15"],
+        default="f32",
+        help="device front-end: arm_mfcc_f32 (default) or the fixed-point arm_mfcc_q15",
+    )
     return parser
 
 
@@ -332,6 +363,7 @@ def _cmd_reproduce(args):
         base=base,
         cache_dir=args.cache,
         export=not args.no_export,
+        command="keras-hrf " + shlex.join(args.argv),
     )
     print((Path(args.out) / "REPORT.md").read_text())
     return 0
@@ -480,6 +512,32 @@ def _cmd_models(args):
     return 0
 
 
+def _cmd_stream(args):
+    from keras_hrf.stream import stream_file
+
+    if not Path(args.audio).is_file():
+        raise FileNotFoundError(f"audio file {args.audio} does not exist")
+    if not Path(args.model).is_dir():
+        raise FileNotFoundError(
+            f"model folder {args.model} does not exist; pass an export folder (keras-hrf convert)"
+        )
+    result = stream_file(
+        args.audio,
+        args.model,
+        hop=args.hop,
+        smooth=args.smooth,
+        smoothing=args.smoothing,
+        precision=args.precision,
+    )
+    print(
+        f"{args.audio}: {result.duration:.2f} s, {len(result.centres)} window(s) of "
+        f"{result.window:.2f} s every {result.hop:.2f} s, {result.smoothing} smoothing over "
+        f"{result.smooth}, {args.precision} front-end"
+    )
+    print(result.to_markdown())
+    return 0
+
+
 COMMANDS = {
     "demo": _cmd_demo,
     "train": _cmd_train,
@@ -490,6 +548,7 @@ COMMANDS = {
     "convert": _cmd_convert,
     "check": _cmd_check,
     "models": _cmd_models,
+    "stream": _cmd_stream,
 }
 
 
@@ -508,6 +567,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # quoted in reports
     if args.threads:
         _set_threads(args.threads)
     try:

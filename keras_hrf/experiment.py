@@ -194,6 +194,7 @@ def reproduce(
     base: TrainConfig | None = None,
     cache_dir: str | Path | None = None,
     export: bool = True,
+    command: str | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
     """The paper's comparison over speaker folds x seeds; resumable.
@@ -206,6 +207,7 @@ def reproduce(
     figures; runs saved earlier without them are back-filled on the next call.
 
     The loop runs (family, fold, seed, variant) in that order, so paired runs finish together.
+    ``command`` (the command line that ran it) is quoted in the report.
     """
     out = Path(out)
     base = base or TrainConfig()
@@ -231,7 +233,9 @@ def reproduce(
     table.to_csv(out / "runs.csv", index=False)
     summary = summarize(table)
     reports.atomic_write_json(out / "summary.json", summary)
-    reports.atomic_write_text(out / "REPORT.md", reproduce_report(summary, corpus, n_folds))
+    reports.atomic_write_text(
+        out / "REPORT.md", reproduce_report(summary, corpus, n_folds, base, command)
+    )
     return table
 
 
@@ -280,7 +284,32 @@ def summarize(table: pd.DataFrame) -> dict:
     return {"groups": groups, "paired_ua_hrf_minus_light": paired}
 
 
-def reproduce_report(summary: dict, corpus: str, n_folds: int) -> str:
+def verdict(p: dict) -> str:
+    """One honest sentence on a paired light+HRF - light comparison."""
+    diff = 100 * p["mean_diff"]
+    if p["wilcoxon_p"] is None:
+        n = p["pairs"]
+        return f"mean difference {diff:+.2f} UA points over {n} pair(s): too few pairs to test"
+    if p["wilcoxon_p"] < 0.05:
+        word = "helped" if diff > 0 else "hurt"
+        return (
+            f"HRF {word}: {diff:+.2f} UA points on average, {p['wins']} wins / {p['losses']} "
+            f"losses, Wilcoxon p = {p['wilcoxon_p']:.3f} (< 0.05)"
+        )
+    return (
+        f"no detectable effect: {diff:+.2f} UA points on average, {p['wins']} wins / "
+        f"{p['losses']} losses, Wilcoxon p = {p['wilcoxon_p']:.3f} (not below 0.05), i.e. within "
+        "the run-to-run noise"
+    )
+
+
+def reproduce_report(
+    summary: dict,
+    corpus: str,
+    n_folds: int,
+    base: TrainConfig | None = None,
+    command: str | None = None,
+) -> str:
     """``REPORT.md`` of a reproduction."""
 
     def ms(v):
@@ -342,10 +371,34 @@ def reproduce_report(summary: dict, corpus: str, n_folds: int) -> str:
             "",
             "## Paired: light+HRF minus light, test UA (points), paired by (fold, seed)",
             "",
+            *[
+                f"- **{fam}**: {verdict(p)}."
+                for fam, p in summary["paired_ua_hrf_minus_light"].items()
+            ],
+            "",
             reports.markdown_table(
                 ["family", "pairs", "mean diff", "std diff", "wins/losses/ties", "Wilcoxon p"],
                 prow,
             ),
             "",
+            "## Protocol",
+            "",
+            *(
+                [
+                    f"Training: up to {base.epochs} epochs, early stopping on validation UA "
+                    f"(patience {base.patience}, best weights restored), batch {base.batch_size}, "
+                    f"learning rate {base.learning_rate} ({base.schedule}), weight decay "
+                    f"{base.weight_decay}, SpecAugment {base.time_masks}x time <= "
+                    f"{base.time_mask_max} frames and {base.freq_masks}x frequency <= "
+                    f"{base.freq_mask_max} bands, class balance: {base.class_balance}, "
+                    f"normaliser without the log floor: {base.exclude_floor}. Validation "
+                    "speakers are taken from the training folds. int8: full-integer post-training "
+                    "quantization of the merged model, evaluated with LiteRT.",
+                    "",
+                ]
+                if base is not None
+                else []
+            ),
+            *([f"Command: `{command}`", ""] if command else []),
         ]
     )

@@ -74,25 +74,32 @@ def test_run_folder_round_trip(hrf_run, tmp_path):
     assert not list(tmp_path.glob(".run.tmp-*"))  # no leftovers of the atomic write
 
 
-def test_reproduce_resumes(synthetic_root, tmp_path, tiny):
+def test_reproduce_resumes_and_backfills_int8(synthetic_root, tmp_path, tiny):
     kw = dict(
         families=["conv_transformer"],
         variants=["light", "light+hrf"],
-        seeds=[0, 1],
+        seeds=[0],
         n_folds=3,
         folds=[0],
         base=TrainConfig(epochs=1, model_overrides=tiny),
         progress=False,
     )
-    table = experiment.reproduce("synthetic", synthetic_root, tmp_path, **kw)
-    assert len(table) == 4
+    table = experiment.reproduce("synthetic", synthetic_root, tmp_path, export=False, **kw)
+    assert len(table) == 2 and table["int8_ua"].isna().all()
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["paired_ua_hrf_minus_light"]["conv_transformer"]["pairs"] == 2
-    metrics_files = sorted(tmp_path.glob("runs/**/metrics.json"))
-    stamps = [p.stat().st_mtime_ns for p in metrics_files]
-    experiment.reproduce("synthetic", synthetic_root, tmp_path, **kw)  # resumes: nothing to do
-    assert [p.stat().st_mtime_ns for p in metrics_files] == stamps
-    assert "Wilcoxon" in (tmp_path / "REPORT.md").read_text()
+    assert summary["paired_ua_hrf_minus_light"]["conv_transformer"]["pairs"] == 1
+    history = sorted(tmp_path.glob("runs/**/history.csv"))
+    stamps = [p.stat().st_mtime_ns for p in history]
+    # Resume with export: nothing is retrained, the int8 figures are back-filled.
+    table = experiment.reproduce("synthetic", synthetic_root, tmp_path, command="x y", **kw)
+    assert [p.stat().st_mtime_ns for p in history] == stamps
+    assert table["int8_ua"].notna().all() and table["flatbuffer_bytes"].gt(0).all()
+    metrics = sorted(tmp_path.glob("runs/**/metrics.json"))
+    stamps = [p.stat().st_mtime_ns for p in metrics]
+    experiment.reproduce("synthetic", synthetic_root, tmp_path, **kw)  # nothing left to do
+    assert [p.stat().st_mtime_ns for p in metrics] == stamps
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "Wilcoxon" in report and "too few pairs" in report
 
 
 def test_metrics_against_hand_computed_values():
