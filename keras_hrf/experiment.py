@@ -83,6 +83,7 @@ def demo(
     family: str = "conv_transformer",
     seed: int = 0,
     epochs: int | None = None,
+    model_overrides: dict | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Run the main job and write ``out/REPORT.md``; returns the comparison table.
@@ -95,6 +96,8 @@ def demo(
         family: Model family.
         seed: Seed of data generation, split, initialisation and training.
         epochs: Override the number of epochs.
+        model_overrides: Preset hyper-parameters to change for every variant (e.g. a tiny
+            ``{"d_model": 16, "num_blocks": 1}`` for a smoke run).
     """
     out = Path(out)
     if corpus is None:
@@ -115,6 +118,7 @@ def demo(
         epochs=epochs or (12 if quick else 40),
         patience=0 if quick else 15,
         seed=seed,
+        model_overrides=dict(model_overrides or {}),
     )
     variants = ["light", "light+hrf"] + ([] if quick else ["large"])
     rows = []
