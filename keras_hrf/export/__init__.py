@@ -7,5 +7,6 @@ this package holds its parts:
 - :mod:`~keras_hrf.export.convert`: Keras model -> flatbuffer;
 - :mod:`~keras_hrf.export.check`: LiteRT and TFLite Micro runs, arena search, ``CheckReport``;
 - :mod:`~keras_hrf.export.quant`: TFLite's affine quantization, bit-exact;
+- :mod:`~keras_hrf.export.frontend_tables`: the CMSIS-DSP front-end's tables as C sources;
 - :mod:`~keras_hrf.export.artifacts`: the export folder (C sources, metadata, report).
 """

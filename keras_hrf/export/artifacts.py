@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from keras_hrf import reparam
-from keras_hrf.export import csource, quant
+from keras_hrf.export import csource, frontend_tables, quant
 from keras_hrf.export.check import CheckReport, run_check
 from keras_hrf.export.convert import convert
 from keras_hrf.export.flatbuffer import ConversionError
@@ -40,6 +40,8 @@ FILES = {
     "c_source": "model_data.cc",
     "op_resolver": "op_resolver.h",
     "example_input": "example_input.h",
+    "frontend_h": "frontend_tables.h",
+    "frontend_c": "frontend_tables.c",
     "meta": META_NAME,
     "report": "REPORT.md",
 }
@@ -307,7 +309,9 @@ def export(
     / ``model_data.cc`` (the int8 flatbuffer as a 16-byte aligned C array, the labels, sizing
     macros such as ``KERAS_HRF_ARENA_SIZE``), ``op_resolver.h`` (a ``MicroMutableOpResolver`` with
     exactly the model's ops), ``example_input.h`` (one quantized input and its expected label),
-    ``model_meta.json`` (read it with :func:`load_meta`) and ``REPORT.md``.
+    ``frontend_tables.h`` / ``frontend_tables.c`` (the CMSIS-DSP front-end's tables, see
+    :mod:`keras_hrf.export.frontend_tables`), ``model_meta.json`` (read it with
+    :func:`load_meta`) and ``REPORT.md``.
 
     Args:
         model: The trained model, HRF layers merged (or pass ``merge=True``).
@@ -445,6 +449,8 @@ def export(
                 q_samples[example], expected, labels[expected]
             ),
             "report": _report_md(report, meta),
+            # The CMSIS-DSP front-end's tables, from the same dict as model_meta.json.
+            **frontend_tables.sources(meta),
         }
         (tmp / FILES["int8"]).write_bytes(int8)
         (tmp / FILES["float32"]).write_bytes(float32)
