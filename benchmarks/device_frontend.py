@@ -178,7 +178,7 @@ def markdown(rows: list[dict]) -> str:
         feats = r["features"]
         table.append(
             [
-                f"{r['variant']} fold{r['fold']} seed{r['seed']}",
+                f"{r['family']} {r['variant']} fold{r['fold']} seed{r['seed']}",
                 r["n_test"],
                 pct(ua["training features"]),
                 pct(ua["device f32"]),
