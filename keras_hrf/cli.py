@@ -178,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip int8 export per run (a later run without it back-fills them)",
     )
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: summarise the runs that have finished",
+    )
     p.add_argument("--out", required=True)
 
     p = add("prepare", "write a corpus manifest and its cached features (or a synthetic corpus)")
@@ -363,6 +368,7 @@ def _cmd_reproduce(args):
         base=base,
         cache_dir=args.cache,
         export=not args.no_export,
+        report_only=args.report_only,
         command="keras-hrf " + shlex.join(args.argv),
     )
     print((Path(args.out) / "REPORT.md").read_text())

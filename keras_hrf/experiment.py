@@ -199,6 +199,7 @@ def reproduce(
     cache_dir: str | Path | None = None,
     export: bool = True,
     command: str | None = None,
+    report_only: bool = False,
     progress: bool = True,
 ) -> pd.DataFrame:
     """The paper's comparison over speaker folds x seeds; resumable.
@@ -211,7 +212,9 @@ def reproduce(
     figures; runs saved earlier without them are back-filled on the next call.
 
     The loop runs (family, fold, seed, variant) in that order, so paired runs finish together.
-    ``command`` (the command line that ran it) is quoted in the report.
+    ``command`` (the command line that ran it) is quoted in the report. ``report_only``
+    trains and exports nothing: it summarises the runs that have finished (e.g. while another
+    process is still running the rest).
     """
     out = Path(out)
     base = base or TrainConfig()
@@ -224,11 +227,17 @@ def reproduce(
     for family, fold, seed, variant in itertools.product(families, fold_ids, seeds, variants):
         run_dir = out / "runs" / family / variant.replace("+", "_") / f"fold{fold}_seed{seed}"
         split = all_splits[fold]
+        if report_only and not (run_dir / "metrics.json").is_file():
+            continue
         if not (run_dir / "metrics.json").is_file():
             cfg = dataclasses.replace(_variant_config(base, variant), family=family, seed=seed)
             result = fit(cfg, feats, manifest, split, feature_params=params, progress=progress)
             save_run(result, run_dir, export=export)
-        elif export and "int8" not in json.loads((run_dir / "metrics.json").read_text()):
+        elif (
+            export
+            and not report_only
+            and "int8" not in json.loads((run_dir / "metrics.json").read_text())
+        ):
             add_device_export(run_dir, feats[split.test], y_all[split.test])
         row = _row(family, variant, run_dir)
         row.update(fold=fold, seed=seed)

@@ -100,6 +100,11 @@ def test_reproduce_resumes_and_backfills_int8(synthetic_root, tmp_path, tiny):
     assert [p.stat().st_mtime_ns for p in metrics] == stamps
     report = (tmp_path / "REPORT.md").read_text()
     assert "Wilcoxon" in report and "too few pairs" in report
+    # report_only summarises finished runs and trains nothing for the missing fold 1.
+    kw["folds"] = [0, 1]
+    table = experiment.reproduce("synthetic", synthetic_root, tmp_path, report_only=True, **kw)
+    assert len(table) == 2 and set(table["fold"]) == {0}
+    assert not list(tmp_path.glob("runs/**/fold1_seed0"))
 
 
 def test_metrics_against_hand_computed_values():
