@@ -157,17 +157,13 @@ class HRFDense(keras.layers.Layer):
 
     def _factor_initializer(self, index: int, last: bool):
         if self.factor_init == "glorot":
-            return keras.initializers.GlorotUniform(seed=self._init_seed(index))
+            # No fixed seed: like any Dense, keras.utils.set_random_seed governs reproducibility.
+            return keras.initializers.GlorotUniform()
         if last:
             return self.kernel_initializer
         # [I | 0] for the first factor (d x k), I for the square ones: the chain starts as the
         # identity on the first d coordinates, so the merged kernel equals B's first d rows.
         return _ZeroPaddedIdentity()
-
-    def _init_seed(self, index: int) -> int | None:
-        # Keras seeds each initializer from the global SeedGenerator when seed is None; we keep
-        # None so keras.utils.set_random_seed governs reproducibility like for any Dense.
-        return None
 
     # --------------------------------------------------------------------------------- merging
     def merged_kernel(self, dtype=None):
