@@ -19,7 +19,10 @@ from keras_hrf.train import RunResult, TrainConfig
 
 @dataclasses.dataclass
 class LoadedRun:
-    """A run folder read back: models, labels and the feature recipe."""
+    """A run folder read back: models, labels and the feature recipe.
+
+    ``deployed`` is the QAT-tuned model of a run trained with ``qat_epochs``, else ``None``.
+    """
 
     path: Path
     config: TrainConfig
@@ -29,6 +32,7 @@ class LoadedRun:
     metrics: dict
     model: keras.Model
     merged: keras.Model
+    deployed: keras.Model | None = None
 
 
 def save_run(result: RunResult, out_dir: str | Path, *, export: bool = True) -> Path:
@@ -50,6 +54,8 @@ def save_run(result: RunResult, out_dir: str | Path, *, export: bool = True) -> 
     try:
         result.model.save(tmp / "model.keras")
         result.merged.save(tmp / "model_merged.keras")
+        if result.deployed is not None:
+            result.deployed.save(tmp / "model_deployed.keras")
         result.history.to_csv(tmp / "history.csv", index=False)
         np.save(tmp / "representative.npy", result.representative)
         metrics = dict(result.metrics)
@@ -81,9 +87,9 @@ def save_run(result: RunResult, out_dir: str | Path, *, export: bool = True) -> 
 
 
 def _export_device(result: RunResult, device_dir: Path) -> dict:
-    """int8 export and check of a fresh run's merged model (see :func:`device_figures`)."""
+    """int8 export and check of a fresh run's deployed model (see :func:`device_figures`)."""
     return device_figures(
-        result.merged,
+        result.to_deploy,
         device_dir,
         representative=result.representative,
         labels=result.labels,
@@ -92,7 +98,7 @@ def _export_device(result: RunResult, device_dir: Path) -> dict:
         origin=_origin(result.config, result.metrics),
         x_test=result.predictions["x_test"],
         y_true=result.predictions["y_true"],
-        y_pred_float=result.predictions["y_pred"],
+        y_pred_float=result.predictions.get("y_pred_deployed", result.predictions["y_pred"]),
     )
 
 
@@ -159,9 +165,10 @@ def add_device_export(run_dir: str | Path, x_test_raw: np.ndarray, y_true: np.nd
     """
     run = load_run(run_dir)
     x_test = run.normalizer.transform(x_test_raw)
-    y_pred = run.merged.predict(x_test, verbose=0, batch_size=256).argmax(-1)
+    to_deploy = run.deployed if run.deployed is not None else run.merged
+    y_pred = to_deploy.predict(x_test, verbose=0, batch_size=256).argmax(-1)
     figures = device_figures(
-        run.merged,
+        to_deploy,
         run.path / "device",
         representative=np.load(run.path / "representative.npy"),
         labels=run.labels,
@@ -206,6 +213,18 @@ def run_report(config: TrainConfig, metrics: dict, result: RunResult | None = No
                     p(metrics["test_merged"]["macro_f1"]),
                 ],
             ]
+            + (
+                [
+                    [
+                        "test, QAT-tuned (deployed)",
+                        p(metrics["test_deployed"]["wa"]),
+                        p(metrics["test_deployed"]["ua"]),
+                        p(metrics["test_deployed"]["macro_f1"]),
+                    ]
+                ]
+                if "test_deployed" in metrics
+                else []
+            )
             + (
                 [
                     [
@@ -280,6 +299,11 @@ def load_run(path: str | Path) -> LoadedRun:
         metrics=json.loads((path / "metrics.json").read_text()),
         model=keras.models.load_model(path / "model.keras", safe_mode=True),
         merged=keras.models.load_model(path / "model_merged.keras", safe_mode=True),
+        deployed=(
+            keras.models.load_model(path / "model_deployed.keras", safe_mode=True)
+            if (path / "model_deployed.keras").is_file()
+            else None
+        ),
     )
 
 

@@ -49,6 +49,9 @@ class TrainConfig:
         patience: Early-stopping patience in epochs on validation UA (0 disables).
         class_balance: ``"weights"`` (inverse-frequency sample weights) or ``"none"``.
         exclude_floor: Fit the normaliser without the log-floor values (digital silence).
+        qat_epochs: Quantization-aware fine-tuning of the merged model after training
+            (:mod:`keras_hrf.qat`); 0 (default) deploys the merged model as trained.
+        qat_learning_rate: Peak learning rate of that fine-tuning.
         seed: Seed of initialisation, shuffling and augmentation.
     """
 
@@ -70,6 +73,8 @@ class TrainConfig:
     patience: int = 15
     class_balance: str = "weights"
     exclude_floor: bool = False
+    qat_epochs: int = 0
+    qat_learning_rate: float = 1e-4
     seed: int = 0
 
     def __post_init__(self):
@@ -85,12 +90,17 @@ class TrainConfig:
             )
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be >= 1")
+        if self.qat_epochs < 0:
+            raise ValueError(f"qat_epochs must be >= 0, got {self.qat_epochs}")
         models.HRFConfig.from_any(self.hrf if self.hrf != {} else True)  # validates early
 
     @property
     def variant(self) -> str:
         """Short name: ``light``, ``light+hrf``, ``large``..."""
-        return self.size + ("+hrf" if self.hrf is not None else "")
+        name = self.size + ("+hrf" if self.hrf is not None else "")
+        if self.hrf and self.hrf.get("quantize_merged"):
+            name += "(q)"
+        return name + ("+qat" if self.qat_epochs else "")
 
     def hrf_config(self) -> models.HRFConfig | None:
         """The :class:`HRFConfig` this run trains with (``None`` for plain)."""
@@ -128,6 +138,8 @@ class RunResult:
         predictions: Test split: ``y_true``, ``y_pred`` (class indices), ``logits`` and the
             normalised features ``x_test``.
         representative: A sample of normalised training features for int8 calibration.
+        deployed: The model that is exported: ``merged`` after quantization-aware fine-tuning
+            (``config.qat_epochs > 0``), else ``None`` (the merged model itself).
     """
 
     config: TrainConfig
@@ -140,6 +152,12 @@ class RunResult:
     metrics: dict[str, Any]
     predictions: dict[str, np.ndarray]
     representative: np.ndarray
+    deployed: keras.Model | None = None
+
+    @property
+    def to_deploy(self) -> keras.Model:
+        """The model the device gets: the QAT-tuned one if there is one, else ``merged``."""
+        return self.deployed if self.deployed is not None else self.merged
 
 
 def encode_labels(emotions: pd.Series, labels: list[str] | None = None) -> tuple[np.ndarray, list]:
@@ -150,6 +168,21 @@ def encode_labels(emotions: pd.Series, labels: list[str] | None = None) -> tuple
     if unknown:
         raise ValueError(f"emotion label(s) {unknown} are not among the classes {labels}")
     return emotions.map(lookup).to_numpy(dtype=np.int32), labels
+
+
+def sample_weights(y: np.ndarray, num_classes: int, class_balance: str = "weights") -> np.ndarray:
+    """Per-example loss weights: inverse class frequency (mean 1 over ``y``), or all ones.
+
+    Args:
+        y: Class indices of the training examples.
+        num_classes: Number of classes.
+        class_balance: ``"weights"`` or ``"none"`` (see :class:`TrainConfig`).
+    """
+    if class_balance == "none":
+        return np.ones(len(y), np.float32)
+    counts = np.bincount(y, minlength=num_classes).astype(np.float64)
+    cw = np.where(counts > 0, len(y) / (num_classes * np.maximum(counts, 1)), 0.0)
+    return cw[y].astype(np.float32)
 
 
 def _spec_augment(x, seed, cfg: TrainConfig):
@@ -289,13 +322,7 @@ def fit(
     x_test = norm.transform(features[split.test])
     y_train, y_val, y_test = y[split.train], y[split.val], y[split.test]
 
-    counts = np.bincount(y_train, minlength=num_classes).astype(np.float64)
-    if config.class_balance == "weights":
-        # Inverse frequency, normalised so the mean weight over training examples is 1.
-        cw = np.where(counts > 0, len(y_train) / (num_classes * np.maximum(counts, 1)), 0.0)
-    else:
-        cw = np.ones(num_classes)
-    w_train = cw[y_train].astype(np.float32)
+    w_train = sample_weights(y_train, num_classes, config.class_balance)
 
     model = models.build(
         config.family,
@@ -374,6 +401,34 @@ def fit(
     }
     rng = np.random.default_rng(config.seed)
     pick = rng.choice(len(x_train), size=min(representative_size, len(x_train)), replace=False)
+    representative = x_train[np.sort(pick)]
+    deployed = None
+    predictions = {"y_true": y_test, "y_pred": pred, "logits": logits, "x_test": x_test}
+    if config.qat_epochs:
+        from keras_hrf import qat
+
+        deployed, qat_history = qat.fine_tune(
+            merged,
+            x_train,
+            y_train,
+            x_val,
+            y_val,
+            qat.QATConfig(
+                epochs=config.qat_epochs,
+                learning_rate=config.qat_learning_rate,
+                batch_size=config.batch_size,
+                seed=config.seed,
+            ),
+            calibration_data=representative,
+            sample_weight=w_train,
+            progress=progress,
+        )
+        deployed_pred = deployed.predict(x_test, verbose=0, batch_size=256).argmax(-1)
+        metrics["test_deployed"] = classification_metrics(y_test, deployed_pred, labels)
+        metrics["qat_history"] = qat_history.to_dict("list")
+        # int8 agreement is measured against the float model that was converted.
+        predictions["y_pred_deployed"] = deployed_pred
+        metrics["seconds"] = float(time.perf_counter() - started)
     return RunResult(
         config=config,
         model=model,
@@ -383,6 +438,7 @@ def fit(
         feature_params=feature_params,
         history=history,
         metrics=metrics,
-        predictions={"y_true": y_test, "y_pred": pred, "logits": logits, "x_test": x_test},
-        representative=x_train[np.sort(pick)],
+        predictions=predictions,
+        representative=representative,
+        deployed=deployed,
     )

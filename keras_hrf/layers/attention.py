@@ -101,7 +101,7 @@ class MultiHeadAttentionCore(keras.layers.Layer):
             heads = []
             for h in range(self.num_heads):
                 sl = slice(h * head_dim, (h + 1) * head_dim)
-                heads.append(self._attend(q[..., sl], k[..., sl], v[..., sl], swap))
+                heads.append(self._attend(q[..., sl], k[..., sl], v[..., sl], swap, head=h))
             out = heads[0] if len(heads) == 1 else ops.concatenate(heads, axis=-1)
         else:
             # (..., T, D) -> (..., H, T, dh): all heads in one batched matmul.
@@ -119,7 +119,9 @@ class MultiHeadAttentionCore(keras.layers.Layer):
             out = ops.reshape(out, (-1, t, d))
         return out
 
-    def _attend(self, q, k, v, swap):
+    def _attend(self, q, k, v, swap, head: int = 0):
+        # ``head`` is unused here; the quantization-aware twin (keras_hrf.qat) keys its per-head
+        # activation ranges by it.
         logits = ops.matmul(q, ops.transpose(k, swap))
         if self.mask is not None:
             logits = logits + ops.convert_to_tensor(self.mask, dtype=logits.dtype)

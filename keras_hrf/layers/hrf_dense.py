@@ -210,10 +210,18 @@ class HRFDense(keras.layers.Layer):
     def merged_weights(self) -> list[np.ndarray]:
         """``[kernel, bias]`` (or ``[kernel]``) merged in float64, cast to the variable dtype.
 
-        This is what :func:`keras_hrf.reparam.merge` loads into the plain ``Dense``.
+        This is what :func:`keras_hrf.reparam.merge` loads into the plain ``Dense``. With
+        ``quantize_merged`` the kernel is the fake-quantized product the forward pass used, so
+        the merged model computes what was trained, and the converter's own per-channel int8
+        quantization of it is lossless (it lands on the same grid).
         """
         out_dtype = self.factors[0].dtype
-        weights = [np.asarray(keras.ops.convert_to_numpy(self.merged_kernel("float64")))]
+        kernel = self.merged_kernel("float64")
+        if self.quantize_merged:
+            from keras_hrf.quantization import fake_quant_per_channel
+
+            kernel = fake_quant_per_channel(kernel, axis=-1)
+        weights = [np.asarray(keras.ops.convert_to_numpy(kernel))]
         if self.has_merged_bias:
             weights.append(np.asarray(keras.ops.convert_to_numpy(self.merged_bias("float64"))))
         return [w.astype(out_dtype) for w in weights]

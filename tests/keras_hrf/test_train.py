@@ -20,7 +20,8 @@ def split(synthetic_features):
 @pytest.fixture(scope="session")
 def hrf_run(synthetic_features, split, tiny):
     feats, manifest, params = synthetic_features
-    cfg = TrainConfig(hrf={}, epochs=3, model_overrides=tiny, seed=1)
+    # One epoch of quantization-aware fine-tuning of the merged model, too (qat_epochs).
+    cfg = TrainConfig(hrf={}, epochs=3, model_overrides=tiny, seed=1, qat_epochs=1)
     return fit(cfg, feats, manifest, split, feature_params=params, progress=False)
 
 
@@ -32,6 +33,14 @@ def test_fit_trains_merges_and_reports(hrf_run, synthetic_features, split):
     assert list(hrf_run.history.columns[:2]) == ["epoch", "loss"]
     assert "val_ua" in hrf_run.history and len(hrf_run.history) == 3
     assert m["test"]["n"] == len(split.test)
+    # QAT tuned a copy of the merged model: same layers, other weights, its own test figures.
+    deployed = hrf_run.deployed
+    assert [type(a) for a in deployed.layers] == [type(b) for b in hrf_run.merged.layers]
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(deployed.get_weights(), hrf_run.merged.get_weights(), strict=True)
+    )
+    assert m["test_deployed"]["n"] == len(split.test) and len(m["qat_history"]["loss"]) == 1
     # Normaliser comes from the training split only.
     feats = synthetic_features[0]
     np.testing.assert_allclose(
@@ -53,6 +62,7 @@ def test_run_folder_round_trip(hrf_run, tmp_path):
     for name in (
         "model.keras",
         "model_merged.keras",
+        "model_deployed.keras",
         "history.csv",
         "metrics.json",
         "confusion.png",
@@ -71,6 +81,11 @@ def test_run_folder_round_trip(hrf_run, tmp_path):
         loaded.merged.predict(x, verbose=0), hrf_run.merged.predict(x, verbose=0), atol=1e-6
     )
     assert loaded.labels == hrf_run.labels
+    # The device files come from the deployed (QAT-tuned) model.
+    np.testing.assert_allclose(
+        loaded.deployed.predict(x, verbose=0), hrf_run.deployed.predict(x, verbose=0), atol=1e-6
+    )
+    assert "QAT-tuned" in (out / "REPORT.md").read_text()
     assert not list(tmp_path.glob(".run.tmp-*"))  # no leftovers of the atomic write
 
 

@@ -1,0 +1,497 @@
+"""Quantization-aware fine-tuning (QAT) of a deployed model, in Keras 3, without tfmot.
+
+Full-int8 post-training quantization rounds every weight and every intermediate tensor of the
+graph; a model trained in float has never seen that noise. QAT fine-tunes the *merged* (deHRF)
+model for a few epochs with the rounding in the forward pass, so the weights move to where int8
+costs little. The mechanism is the same graph rewrite as :func:`keras_hrf.reparam.merge`:
+
+    qat_model = qat.prepare(merged, calibration_data=x_train)  # fake-quant twins, same names
+    ... qat_model.fit(...)                                      # or qat.fine_tune(...)
+    deployed = qat.strip(qat_model)                             # plain layers, tuned weights
+    flat = tflite.convert(deployed, x_train)                    # the converter calibrates
+
+What the twins fake-quantize, mirroring the tensors of the int8 TFLite graph:
+
+- ``Dense`` / ``Conv1D`` / ``DepthwiseConv1D`` kernels per output channel, symmetric (the
+  converter folds a following ``BatchNormalization`` into the depthwise kernel; per-channel
+  symmetric quantization commutes with that per-channel scaling, so quantizing the unfolded
+  kernel is exact);
+- layer outputs per tensor, asymmetric (``Dense``, ``Conv1D``, ``BatchNormalization``, ``Add``,
+  the global average pool, and the pre-activation of a Dense whose activation TFLite does not
+  fuse, e.g. SiLU);
+- inside :class:`~keras_hrf.layers.LayerNorm` every step the int8 graph has (MEAN, SUB, MUL,
+  MEAN, ADD, RSQRT, MUL, MUL, ADD);
+- inside :class:`~keras_hrf.layers.MultiHeadAttentionCore` the query-key logits and the context
+  of each head, and the softmax output at TFLite's fixed int8 scale (1/256, zero point -128).
+
+Activation ranges are *calibrated*, not learned: :func:`calibrate` runs the float forward pass
+over representative data and records each tensor's global min / max, which is the rule the
+TFLite converter applies to the same data at the end. :func:`fine_tune` recalibrates at the start
+of every epoch, so the ranges track the weights as they move, and the ranges the model is tuned
+under are the ones the converter will choose (with tfmot the converter reads the ranges from the
+fake-quant nodes; here it recalibrates, so the two must agree by construction). The ranges are
+dropped by :func:`strip`.
+
+Not mirrored (left in float during QAT): the model input's quantization, GLU / SiLU internals
+(LOGISTIC, MUL) and average pooling, whose int8 kernels keep their input's scale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+from keras import ops
+
+from keras_hrf.layers import LayerNorm, MultiHeadAttentionCore
+from keras_hrf.quantization import fake_quant_activation, fake_quant_fixed, fake_quant_per_channel
+from keras_hrf.reparam import rewrite
+
+#: TFLite's fixed int8 quantization of a softmax output.
+SOFTMAX_SCALE, SOFTMAX_ZERO_POINT = 1.0 / 256.0, -128
+
+#: Activations that TFLite fuses into the op before them (no separate int8 tensor).
+_FUSED = {"linear", "relu", "relu6"}
+
+
+class _RangeTracked:
+    """Mixin: per-tensor activation ranges as non-trainable weights, and fake quantization.
+
+    A twin calls :meth:`_add_ranges` in ``build`` (after the base layer's weights, so that the
+    base weights come first in ``get_weights()``) and :meth:`_fq` in ``call``.
+    """
+
+    def _add_ranges(self, tags: list[str]) -> None:
+        self._range_tags = list(tags)
+        self._ranges = {}
+        self._calibrating = False
+        for tag in tags:
+            lo = self.add_weight(name=f"{tag}_min", shape=(), initializer="zeros", trainable=False)
+            hi = self.add_weight(name=f"{tag}_max", shape=(), initializer="zeros", trainable=False)
+            self._ranges[tag] = (lo, hi)
+        # 0 until calibrated: an uncalibrated twin passes its tensors through unquantized.
+        self._ranges_set = self.add_weight(
+            name="ranges_set", shape=(), initializer="zeros", trainable=False
+        )
+
+    def _fq(self, tag: str, x, training):
+        del training  # the same quantization in training and inference; ranges are calibrated
+        lo, hi = self._ranges[tag]
+        if self._calibrating:
+            # Eager calibration pass (see calibrate()): widen the range to this batch's values
+            # and pass x through unquantized, as the converter's float calibration run does.
+            lo.assign(ops.minimum(lo, ops.cast(ops.min(x), "float32")))
+            hi.assign(ops.maximum(hi, ops.cast(ops.max(x), "float32")))
+            return x
+        quantized = fake_quant_activation(x, lo, hi)
+        return ops.where(self._ranges_set > 0, quantized, x)
+
+    def activation_ranges(self) -> dict[str, tuple[float, float]]:
+        """The tracked ``{tag: (min, max)}`` of this layer (for reports and tests)."""
+        return {
+            tag: (float(ops.convert_to_numpy(lo)), float(ops.convert_to_numpy(hi)))
+            for tag, (lo, hi) in self._ranges.items()
+        }
+
+
+def _act_name(activation) -> str:
+    return getattr(activation, "__name__", str(activation))
+
+
+@keras.saving.register_keras_serializable(package="keras_hrf")
+class QATDense(_RangeTracked, keras.layers.Dense):
+    """``Dense`` with a per-channel fake-quantized kernel and a fake-quantized output.
+
+    Same constructor and config as ``keras.layers.Dense``; shapes ``(..., d) -> (..., units)``.
+    """
+
+    @property
+    def kernel(self):
+        # Float while calibrating: the converter calibrates activations with float weights.
+        kernel = super().kernel
+        return kernel if self._calibrating else fake_quant_per_channel(kernel, axis=-1)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        fused = _act_name(self.activation) in _FUSED
+        self._add_ranges(["out"] if fused else ["pre", "out"])
+
+    def call(self, inputs, training=None):
+        y = ops.matmul(inputs, self.kernel)
+        if self.bias is not None:
+            y = ops.add(y, self.bias)
+        if "pre" in self._ranges:
+            y = self._fq("pre", y, training)
+        if self.activation is not None:
+            y = self.activation(y)
+        return self._fq("out", y, training)
+
+
+@keras.saving.register_keras_serializable(package="keras_hrf")
+class QATConv1D(_RangeTracked, keras.layers.Conv1D):
+    """``Conv1D`` (TFLite CONV_2D) with per-channel fake-quantized kernel and output."""
+
+    @property
+    def kernel(self):
+        # Float while calibrating: the converter calibrates activations with float weights.
+        kernel = super().kernel
+        return kernel if self._calibrating else fake_quant_per_channel(kernel, axis=-1)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._add_ranges(["out"])
+
+    def call(self, inputs, training=None):
+        return self._fq("out", super().call(inputs), training)
+
+
+@keras.saving.register_keras_serializable(package="keras_hrf")
+class QATDepthwiseConv1D(keras.layers.DepthwiseConv1D):
+    """``DepthwiseConv1D`` with its kernel fake-quantized per output channel (in x multiplier).
+
+    No output quantization here: in our blocks a ``BatchNormalization`` follows, which the
+    converter folds into this op, so the int8 tensor is the normalisation's output.
+    """
+
+    _calibrating = False  # set by calibrate(): float kernel, as in the converter's calibration
+
+    def call(self, inputs, training=None):
+        kernel = self.kernel
+        if not self._calibrating:
+            k, c, m = kernel.shape
+            kernel = ops.reshape(fake_quant_per_channel(ops.reshape(kernel, (k, c * m))), (k, c, m))
+        out = ops.depthwise_conv(
+            inputs,
+            kernel,
+            strides=self.strides,
+            padding=self.padding,
+            dilation_rate=self.dilation_rate,
+            data_format=self.data_format,
+        )
+        if self.use_bias:
+            out = ops.add(out, ops.reshape(self.bias, (1,) * (len(out.shape) - 1) + (-1,)))
+        if self.activation is not None:
+            out = self.activation(out)
+        return out
+
+
+@keras.saving.register_keras_serializable(package="keras_hrf")
+class QATBatchNormalization(_RangeTracked, keras.layers.BatchNormalization):
+    """``BatchNormalization`` with frozen statistics and a fake-quantized output.
+
+    The converter folds the normalisation into the convolution before it, with the moving
+    statistics; QAT therefore keeps them frozen (inference-mode normalisation, as tfmot does
+    for folded batch norms), and only the ranges track the training batches.
+    """
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._add_ranges(["out"])
+
+    def call(self, inputs, training=None, mask=None):
+        return self._fq("out", super().call(inputs, training=False, mask=mask), training)
+
+
+@keras.saving.register_keras_serializable(package="keras_hrf")
+class QATAdd(_RangeTracked, keras.layers.Add):
+    """``Add`` (a residual connection) with a fake-quantized sum."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._add_ranges(["out"])
+
+    def call(self, inputs, training=None):
+        return self._fq("out", super().call(inputs), training)
+
+
+@keras.saving.register_keras_serializable(package="keras_hrf")
+class QATGlobalAveragePooling1D(_RangeTracked, keras.layers.GlobalAveragePooling1D):
+    """Global average pooling (TFLite MEAN) with a fake-quantized output."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._add_ranges(["out"])
+
+    def call(self, inputs, mask=None, training=None):
+        return self._fq("out", super().call(inputs, mask=mask), training)
+
+
+@keras.saving.register_keras_serializable(package="keras_hrf")
+class QATLayerNorm(_RangeTracked, LayerNorm):
+    """:class:`LayerNorm` with every int8 tensor of its TFLite graph fake-quantized."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        tags = ["mean", "centred", "square", "var", "var_eps", "rsqrt", "normed"]
+        tags += ["scaled"] if self.scale else []
+        tags += ["out"] if self.center else []
+        self._add_ranges(tags)
+
+    def call(self, x, training=None):
+        fq = self._fq
+        mean = fq("mean", ops.mean(x, axis=-1, keepdims=True), training)
+        centred = fq("centred", x - mean, training)
+        square = fq("square", centred * centred, training)
+        var = fq("var", ops.mean(square, axis=-1, keepdims=True), training)
+        var_eps = fq("var_eps", var + self.epsilon, training)
+        # An int8 variance can round to 0, where TFLite's RSQRT saturates at its output range;
+        # the floor keeps the float twin finite (rsqrt(0) = inf would make NaN gradients).
+        rsqrt = fq("rsqrt", ops.rsqrt(ops.maximum(var_eps, self.epsilon)), training)
+        y = fq("normed", centred * rsqrt, training)
+        if self.gamma is not None:
+            y = fq("scaled", y * self.gamma, training)
+        if self.beta is not None:
+            y = fq("out", y + self.beta, training)
+        return y
+
+
+@keras.saving.register_keras_serializable(package="keras_hrf")
+class QATMultiHeadAttentionCore(_RangeTracked, MultiHeadAttentionCore):
+    """:class:`MultiHeadAttentionCore` with int8 logits, softmax and per-head context."""
+
+    def build(self, input_shapes):
+        super().build(input_shapes)
+        heads = self.num_heads if self.per_head else 1
+        tags = [f"{kind}{h}" for h in range(heads) for kind in ("logits", "context")]
+        self._add_ranges(tags + ["out"])
+        self._training = None
+
+    def call(self, inputs, training=None):
+        # _attend is called from the base class's call, which has no training argument.
+        self._training = training
+        out = super().call(inputs)
+        return self._fq("out", out, training)
+
+    def _attend(self, q, k, v, swap, head: int = 0):
+        training = self._training
+        logits = ops.matmul(q, ops.transpose(k, swap))
+        if self.mask is not None:
+            logits = logits + ops.convert_to_tensor(self.mask, dtype=logits.dtype)
+        logits = self._fq(f"logits{head}", logits, training)
+        probs = ops.softmax(logits, axis=-1)
+        if not self._calibrating:
+            probs = fake_quant_fixed(probs, SOFTMAX_SCALE, SOFTMAX_ZERO_POINT)
+        return self._fq(f"context{head}", ops.matmul(probs, v), training)
+
+
+#: Plain layer class -> its quantization-aware twin (exact classes: subclasses are not twins).
+TWINS: dict[type, type] = {
+    keras.layers.Dense: QATDense,
+    keras.layers.Conv1D: QATConv1D,
+    keras.layers.DepthwiseConv1D: QATDepthwiseConv1D,
+    keras.layers.BatchNormalization: QATBatchNormalization,
+    keras.layers.Add: QATAdd,
+    keras.layers.GlobalAveragePooling1D: QATGlobalAveragePooling1D,
+    LayerNorm: QATLayerNorm,
+    MultiHeadAttentionCore: QATMultiHeadAttentionCore,
+}
+_PLAIN = {twin: plain for plain, twin in TWINS.items()}
+
+
+def is_qat(model: keras.Model) -> bool:
+    """Whether ``model`` has any quantization-aware twin layer."""
+    return any(type(layer) in _PLAIN for layer in model.layers)
+
+
+def calibrate(model: keras.Model, data: np.ndarray, batch_size: int = 50) -> None:
+    """Set every twin's activation ranges to the global min / max over ``data`` (float pass).
+
+    The converter calibrates the same way on its representative dataset, so calibrating on that
+    data gives the ranges the int8 model will have (for the current weights).
+
+    Args:
+        model: A model from :func:`prepare`.
+        data: Normalised features ``[N, frames, n_mels]`` (e.g. the run's representative set).
+        batch_size: Batch size of the eager forward passes.
+    """
+    twins = [layer for layer in model.layers if isinstance(layer, _RangeTracked)]
+    depthwise = [layer for layer in model.layers if isinstance(layer, QATDepthwiseConv1D)]
+    if not twins:
+        raise ValueError("calibrate() needs a quantization-aware model (from qat.prepare)")
+    data = np.asarray(data, "float32")
+    if len(data) == 0:
+        raise ValueError("calibrate() needs at least one example")
+    for layer in twins:
+        for lo, hi in layer._ranges.values():
+            # The converter widens every range to contain 0, so starting at 0 is the same rule.
+            lo.assign(0.0)
+            hi.assign(0.0)
+    for layer in twins + depthwise:
+        layer._calibrating = True
+    try:
+        for start in range(0, len(data), batch_size):
+            model(data[start : start + batch_size], training=False)
+    finally:
+        for layer in twins + depthwise:
+            layer._calibrating = False
+        for layer in twins:
+            layer._ranges_set.assign(1.0)
+
+
+def prepare(model: keras.Model, calibration_data: np.ndarray | None = None) -> keras.Model:
+    """Replace every supported layer of a deployed model by its quantization-aware twin.
+
+    Args:
+        model: A functional model without HRF layers (merge first: QAT tunes what is deployed).
+        calibration_data: Normalised features ``[N, frames, n_mels]`` to :func:`calibrate` the
+            activation ranges on (without it the twins pass activations through unquantized
+            until calibrated).
+
+    Returns:
+        A new model with the same layer names and weights, plus range trackers.
+
+    Raises:
+        ValueError: if ``model`` still has HRF layers or is already quantization-aware.
+    """
+    from keras_hrf import reparam
+
+    if reparam.has_hrf(model):
+        raise ValueError(
+            "QAT tunes the deployed model, but this one still has HRF layers; call "
+            "keras_hrf.reparam.merge(model) first"
+        )
+    if is_qat(model):
+        raise ValueError("the model is already quantization-aware (call qat.strip first)")
+    new_layers: dict[str, keras.layers.Layer] = {}
+
+    def to_twin(layer):
+        twin = TWINS.get(type(layer))
+        if twin is None:
+            return None
+        new_layers[layer.name] = twin.from_config(layer.get_config())
+        return new_layers[layer.name]
+
+    def weights_for(old):
+        new = new_layers[old.name]
+        extra = new.weights[len(old.weights) :]
+        return old.get_weights() + [np.zeros(v.shape, "float32") for v in extra]
+
+    qat_model = rewrite(model, to_twin, weights_for)
+    if calibration_data is not None:
+        calibrate(qat_model, calibration_data)
+    return qat_model
+
+
+def strip(model: keras.Model) -> keras.Model:
+    """The plain model with a QAT model's weights: every twin back to its plain class.
+
+    The result has exactly the layers (and hence the TFLite op list) of the model that
+    :func:`prepare` was given.
+    """
+    new_layers: dict[str, keras.layers.Layer] = {}
+
+    def to_plain(layer):
+        plain = _PLAIN.get(type(layer))
+        if plain is None:
+            return None
+        new_layers[layer.name] = plain.from_config(layer.get_config())
+        return new_layers[layer.name]
+
+    def weights_for(old):
+        # The twin's own weights come first; the range trackers after them are dropped.
+        return old.get_weights()[: len(new_layers[old.name].weights)]
+
+    return rewrite(model, to_plain, weights_for)
+
+
+@dataclasses.dataclass(frozen=True)
+class QATConfig:
+    """Quantization-aware fine-tuning of a deployed model.
+
+    Attributes:
+        epochs: Fine-tuning epochs (a few: the model is already trained).
+        learning_rate: Peak learning rate (cosine decay to 0), well below the training one.
+        batch_size: Batch size.
+        patience: Early stopping on validation UA of the fake-quantized model (0 disables);
+            the best epoch's weights are kept.
+        augment: SpecAugment masks as in training.
+        seed: Seed of shuffling and augmentation.
+    """
+
+    epochs: int = 5
+    learning_rate: float = 1e-4
+    batch_size: int = 32
+    patience: int = 0
+    augment: bool = True
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise ValueError(f"QAT epochs must be >= 1, got {self.epochs}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"QAT learning_rate must be > 0, got {self.learning_rate}")
+
+
+def fine_tune(
+    model: keras.Model,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    config: QATConfig | None = None,
+    *,
+    calibration_data: np.ndarray | None = None,
+    sample_weight: np.ndarray | None = None,
+    progress: bool = True,
+) -> tuple[keras.Model, pd.DataFrame]:
+    """Quantization-aware fine-tuning of a deployed (merged) model.
+
+    The activation ranges are recalibrated on ``calibration_data`` at the start of every epoch
+    (see :func:`calibrate`); pass the representative data that conversion will use.
+
+    Args:
+        model: The float model to tune (not modified).
+        x_train: Normalised training features ``[N, frames, n_mels]``.
+        y_train: Class indices ``[N]``.
+        x_val: Normalised validation features (early stopping / best epoch).
+        y_val: Their class indices.
+        config: Fine-tuning options.
+        calibration_data: Representative data for the ranges (default: 200 training examples
+            drawn with ``config.seed``).
+        sample_weight: Per-example loss weights (e.g. the run's class balance), default 1.
+        progress: Progress bar over epochs.
+
+    Returns:
+        ``(tuned, history)``: the stripped (plain, convertible) model with the best epoch's
+        weights, and one row per epoch (``loss``, ``val_ua``, ``lr``).
+    """
+    from tqdm.auto import tqdm
+
+    from keras_hrf.train import TrainConfig, _train_dataset, _ValidationUA
+
+    config = config or QATConfig()
+    keras.utils.set_random_seed(config.seed)
+    num_classes = int(model.output_shape[-1])
+    if calibration_data is None:
+        rng = np.random.default_rng(config.seed)
+        calibration_data = x_train[np.sort(rng.choice(len(x_train), min(200, len(x_train)), False))]
+    qat_model = prepare(model, calibration_data=calibration_data)
+    steps = math.ceil(len(x_train) / config.batch_size)
+    lr = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps * config.epochs)
+    qat_model.compile(
+        optimizer=keras.optimizers.Adam(lr),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+    )
+    w = np.ones(len(x_train), "float32") if sample_weight is None else sample_weight
+    aug: dict[str, Any] = {} if config.augment else {"time_masks": 0, "freq_masks": 0}
+    # The training pipeline of train.fit (shuffling, seeded SpecAugment); family is irrelevant.
+    data_cfg = TrainConfig(batch_size=config.batch_size, seed=config.seed, **aug)
+    ds = _train_dataset(
+        x_train, keras.utils.to_categorical(y_train, num_classes), w.astype("float32"), data_cfg
+    )
+    bar = tqdm(total=config.epochs, desc="QAT fine-tune", unit="epoch", disable=not progress)
+    ua_cb = _ValidationUA(x_val, y_val, config.patience, bar)
+    recalibrate = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: epoch and calibrate(qat_model, calibration_data)
+    )
+    with bar:
+        hist = qat_model.fit(
+            ds, epochs=config.epochs, verbose=0, callbacks=[recalibrate, ua_cb], shuffle=False
+        )
+    history = pd.DataFrame(hist.history)
+    history.insert(0, "epoch", np.arange(1, len(history) + 1))
+    return strip(qat_model), history
