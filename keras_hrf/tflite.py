@@ -8,6 +8,9 @@ The public API of the deployment step (the parts live in :mod:`keras_hrf.export`
     flat = tflite.convert(deployed, train_features)          # int8, checked op by op
     report = tflite.check(flat, test_features, keras_model=deployed)
     print(report.to_markdown())
+    layers = tflite.quant_report(deployed, test_features,     # int8 error per layer
+                                 representative_data=train_features)
+    print(layers.to_markdown())
     tflite.export(deployed, "exports/ser", representative_data=train_features,
                   labels=labels, feature_params=params, normalizer=normalizer)
     meta = tflite.load_meta("exports/ser")                   # device front-end / Android
@@ -43,6 +46,7 @@ from keras_hrf.export.flatbuffer import (
     problems,
 )
 from keras_hrf.export.quant import dequantize, quantize
+from keras_hrf.export.quant_report import QuantReport, quant_report
 
 #: Alias of :func:`predict` (float logits of an int8 flatbuffer, via LiteRT).
 predict_int8 = predict
@@ -57,6 +61,7 @@ __all__ = [
     "FlatbufferInfo",
     "MetaError",
     "ModelMeta",
+    "QuantReport",
     "check",
     "convert",
     "dequantize",
@@ -68,6 +73,7 @@ __all__ = [
     "predict",
     "predict_int8",
     "problems",
+    "quant_report",
     "quantize",
     "recommended_arena",
 ]

@@ -107,6 +107,71 @@ def _converter_error(e: Exception) -> ConversionError:
     return ConversionError(f"the TFLite converter failed{hint}: {lines[0][:500]}")
 
 
+def make_converter(
+    model: keras.Model,
+    representative_data: np.ndarray | None = None,
+    quantization: str = "int8",
+    num_samples: int = 200,
+    seed: int = 0,
+):
+    """The ``tf.lite.TFLiteConverter`` that :func:`convert` runs, configured but not yet run.
+
+    Shared by :func:`convert` and tools that need the converter itself, e.g.
+    ``tf.lite.experimental.QuantizationDebugger`` (:mod:`keras_hrf.export.quant_report`), so
+    that both see exactly the same graph and settings: the model rebuilt with batch size 1
+    (:func:`static_batch_one`) and frozen; for ``"int8"`` full-integer quantization (int8
+    builtins only, int8 input and output, per-channel weights) calibrated on a seeded random
+    subset of ``num_samples`` examples of ``representative_data``.
+
+    The model is taken as it is (no HRF check or merge, see :func:`convert`). Run the
+    converter inside ``_quiet()``: it prints progress from C++.
+
+    Args:
+        model: A functional Keras model with one fully known input shape.
+        representative_data: float32 ``[N, frames, n_mels]`` (needed for ``"int8"`` only).
+        quantization: ``"int8"`` or ``"float32"``.
+        num_samples: Size of the representative dataset.
+        seed: Seed of the random subset.
+
+    Returns:
+        A configured ``tf.lite.TFLiteConverter``.
+
+    Raises:
+        ConversionError: A free input dimension, bad representative data, or a failure to
+            trace and freeze the model.
+    """
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    if quantization not in QUANTIZATIONS:
+        raise ConversionError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
+    if num_samples < 1:
+        raise ConversionError(f"num_samples must be >= 1, got {num_samples}")
+    m1 = static_batch_one(model)
+    shape = tuple(int(n) for n in m1.inputs[0].shape[1:])
+    data = _check_data(representative_data, shape) if quantization == "int8" else None
+
+    spec = tf.TensorSpec((1,) + shape, tf.float32, name=m1.inputs[0].name or "features")
+    fn = tf.function(lambda x: m1(x, training=False), input_signature=[spec], autograph=False)
+    try:
+        with _quiet():
+            frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    except Exception as e:  # tracing / freezing failures, reported like the converter's
+        raise _converter_error(e) from e
+    if quantization == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = _representative(data, num_samples, seed)
+        # INT8 builtins only: the converter then fails instead of silently keeping a float op
+        # it cannot quantize.
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    return converter
+
+
 def convert(
     model: keras.Model,
     representative_data: np.ndarray | None = None,
@@ -143,11 +208,6 @@ def convert(
             ops in an int8 model, GELU, a free batch dimension, ops TFLM has no kernel for); the
             message names the op.
     """
-    import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2,
-    )
-
     if quantization not in QUANTIZATIONS:
         raise ConversionError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
     if not isinstance(model, keras.Model):
@@ -165,27 +225,10 @@ def convert(
         # else (strict=False): converted as trained, to measure what merging saves.
     if num_samples < 1:
         raise ConversionError(f"num_samples must be >= 1, got {num_samples}")
-    m1 = static_batch_one(model)
-    shape = tuple(int(n) for n in m1.inputs[0].shape[1:])
-    data = _check_data(representative_data, shape) if quantization == "int8" else None
-
-    spec = tf.TensorSpec((1,) + shape, tf.float32, name=m1.inputs[0].name or "features")
-    fn = tf.function(lambda x: m1(x, training=False), input_signature=[spec], autograph=False)
+    converter = make_converter(model, representative_data, quantization, num_samples, seed)
     try:
         with _quiet():
-            frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
-            converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
-            if quantization == "int8":
-                converter.optimizations = [tf.lite.Optimize.DEFAULT]
-                converter.representative_dataset = _representative(data, num_samples, seed)
-                # INT8 builtins only: the converter then fails instead of silently keeping a
-                # float op it cannot quantize.
-                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-                converter.inference_input_type = tf.int8
-                converter.inference_output_type = tf.int8
             tflite_bytes = converter.convert()
-    except ConversionError:
-        raise
     except Exception as e:  # the converter raises many types (ConverterError, RuntimeError, ...)
         raise _converter_error(e) from e
     if strict:
