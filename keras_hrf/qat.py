@@ -22,7 +22,9 @@ What the twins fake-quantize, mirroring the tensors of the int8 TFLite graph:
 - inside :class:`~keras_hrf.layers.LayerNorm` every step the int8 graph has (MEAN, SUB, MUL,
   MEAN, ADD, RSQRT, MUL, MUL, ADD);
 - inside :class:`~keras_hrf.layers.MultiHeadAttentionCore` the query-key logits and the context
-  of each head, and the softmax output at TFLite's fixed int8 scale (1/256, zero point -128).
+  of each head, and the softmax output at TFLite's fixed int8 scale (1/256, zero point -128);
+- SiLU and :class:`~keras_hrf.layers.GLU` as TFLite runs them: the sigmoid at LOGISTIC's fixed
+  int8 scale (1/256, zero point -128), then the product, fake-quantized.
 
 Activation ranges are *calibrated*, not learned: :func:`calibrate` runs the float forward pass
 over representative data and records each tensor's global min / max, which is the rule the
@@ -32,8 +34,8 @@ under are the ones the converter will choose (with tfmot the converter reads the
 fake-quant nodes; here it recalibrates, so the two must agree by construction). The ranges are
 dropped by :func:`strip`.
 
-Not mirrored (left in float during QAT): the model input's quantization, GLU / SiLU internals
-(LOGISTIC, MUL) and average pooling, whose int8 kernels keep their input's scale.
+Not mirrored (left in float during QAT): the model input's quantization and average pooling,
+whose int8 kernel keeps its input's scale; the runtimes' own requantization rounding.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ import numpy as np
 import pandas as pd
 from keras import ops
 
-from keras_hrf.layers import LayerNorm, MultiHeadAttentionCore
+from keras_hrf.layers import GLU, LayerNorm, MultiHeadAttentionCore
 from keras_hrf.quantization import fake_quant_activation, fake_quant_fixed, fake_quant_per_channel
 from keras_hrf.reparam import rewrite
 
@@ -64,6 +66,8 @@ class _RangeTracked:
     A twin calls :meth:`_add_ranges` in ``build`` (after the base layer's weights, so that the
     base weights come first in ``get_weights()``) and :meth:`_fq` in ``call``.
     """
+
+    _calibrating = False  # True only inside calibrate()
 
     def _add_ranges(self, tags: list[str]) -> None:
         self._range_tags = list(tags)
@@ -102,6 +106,15 @@ def _act_name(activation) -> str:
     return getattr(activation, "__name__", str(activation))
 
 
+def _int8_sigmoid(x):
+    # TFLite's int8 LOGISTIC has a fixed output quantization: scale 1/256, zero point -128.
+    return fake_quant_fixed(ops.sigmoid(x), SOFTMAX_SCALE, SOFTMAX_ZERO_POINT)
+
+
+def _is_silu(activation) -> bool:
+    return _act_name(activation) in ("silu", "swish")
+
+
 @keras.saving.register_keras_serializable(package="keras_hrf")
 class QATDense(_RangeTracked, keras.layers.Dense):
     """``Dense`` with a per-channel fake-quantized kernel and a fake-quantized output.
@@ -126,7 +139,9 @@ class QATDense(_RangeTracked, keras.layers.Dense):
             y = ops.add(y, self.bias)
         if "pre" in self._ranges:
             y = self._fq("pre", y, training)
-        if self.activation is not None:
+        if _is_silu(self.activation) and not self._calibrating:
+            y = y * _int8_sigmoid(y)  # TFLite: LOGISTIC (fixed int8 scale), then MUL
+        elif self.activation is not None:
             y = self.activation(y)
         return self._fq("out", y, training)
 
@@ -278,6 +293,37 @@ class QATMultiHeadAttentionCore(_RangeTracked, MultiHeadAttentionCore):
         return self._fq(f"context{head}", ops.matmul(probs, v), training)
 
 
+@keras.saving.register_keras_serializable(package="keras_hrf")
+class QATActivation(_RangeTracked, keras.layers.Activation):
+    """``Activation``; SiLU as TFLite runs it (int8 LOGISTIC, then MUL), output fq."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._add_ranges(["out"])
+
+    def call(self, inputs, training=None):
+        if _is_silu(self.activation) and not self._calibrating:
+            y = inputs * _int8_sigmoid(inputs)
+        else:
+            y = self.activation(inputs)
+        return self._fq("out", y, training)
+
+
+@keras.saving.register_keras_serializable(package="keras_hrf")
+class QATGLU(_RangeTracked, GLU):
+    """:class:`GLU` as TFLite runs it: int8 LOGISTIC of the gate, MUL, output fq."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._add_ranges(["out"])
+
+    def call(self, x, training=None):
+        if self._calibrating:
+            return self._fq("out", super().call(x), training)
+        half = x.shape[-1] // 2
+        return self._fq("out", x[..., :half] * _int8_sigmoid(x[..., half:]), training)
+
+
 #: Plain layer class -> its quantization-aware twin (exact classes: subclasses are not twins).
 TWINS: dict[type, type] = {
     keras.layers.Dense: QATDense,
@@ -286,6 +332,8 @@ TWINS: dict[type, type] = {
     keras.layers.BatchNormalization: QATBatchNormalization,
     keras.layers.Add: QATAdd,
     keras.layers.GlobalAveragePooling1D: QATGlobalAveragePooling1D,
+    keras.layers.Activation: QATActivation,
+    GLU: QATGLU,
     LayerNorm: QATLayerNorm,
     MultiHeadAttentionCore: QATMultiHeadAttentionCore,
 }

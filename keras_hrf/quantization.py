@@ -23,8 +23,11 @@ QMIN, QMAX = -128, 127
 
 
 def _round_half_away(x):
-    # TFLite rounds half away from zero (std::round), not half to even like ops.round.
-    return ops.sign(x) * ops.floor(ops.abs(x) + 0.5)
+    # TFLite rounds half away from zero (std::round), not half to even like ops.round. Not
+    # floor(|x| + 0.5): in float32, 0.49999997 + 0.5 rounds to 1.0; |x| - floor(|x|) is exact.
+    a = ops.abs(x)
+    whole = ops.floor(a)
+    return ops.sign(x) * (whole + ops.cast(a - whole >= 0.5, x.dtype))
 
 
 def fake_quant_per_channel(w, axis: int = -1, bits: int = 8):

@@ -105,6 +105,23 @@ def test_activation_qparams_contain_zero_and_clamp():
     np.testing.assert_allclose(y, [0.0, -3.0], atol=1e-6)
 
 
+def test_rounding_is_half_away_from_zero_without_float32_artefacts():
+    from keras_hrf.export.quant import quantize
+
+    # 0.49999997 is the largest float32 below 0.5: floor(x + 0.5) would give 1 in float32.
+    steps = np.array([0.49999997, 0.5, 1.5, 2.5, -0.5, -1.5, -0.49999997], "float32")
+    # A power-of-two scale (range [-8, 7.9375] -> 1/16, zero point 0) keeps x / scale exact.
+    scale, zp = (float(v) for v in activation_qparams(-8.0, 7.9375))
+    assert (scale, zp) == (0.0625, 0.0)
+    ours = keras.ops.convert_to_numpy(fake_quant_activation(steps * 0.0625, -8.0, 7.9375))
+    np.testing.assert_array_equal(ours / 0.0625, [0, 1, 2, 3, -1, -2, 0])
+    # The exporter's QUANTIZE twin (checked against LiteRT in tests/keras_hrf/test_tflite.py).
+    np.testing.assert_array_equal(quantize(steps * 0.0625, 0.0625, 0), [0, 1, 2, 3, -1, -2, 0])
+    w = np.array([[127.0], [0.49999997], [0.5], [-0.5], [2.5]], "float32")
+    q = keras.ops.convert_to_numpy(fake_quant_per_channel(w, axis=-1))[:, 0]
+    np.testing.assert_array_equal(q, [127.0, 0.0, 1.0, -1.0, 3.0])
+
+
 def test_fake_quant_gradients_are_straight_through_inside_the_range():
     import tensorflow as tf
 
