@@ -39,6 +39,12 @@ EPILOGS = {
           keras-hrf reproduce --corpus ravdess --root DATA --families conv_transformer \\
               --variants light light+hrf --out results/x     # resumable: run it again
         """,
+    "quantization": """
+        examples:
+          keras-hrf reproduce --corpus ravdess --root DATA --variants light+hrf light+qhrf \
+              --out results/x                                   # the runs it compares
+          keras-hrf quantization --corpus ravdess --root DATA --out results/x --seeds 1
+        """,
     "prepare": """
         examples:
           keras-hrf prepare --corpus ravdess --root DATA --cache .cache/features
@@ -56,6 +62,8 @@ EPILOGS = {
     "check": """
         examples:
           keras-hrf check device/model_int8.tflite
+          keras-hrf check runs/x/device/model_int8.tflite --layers   # per-layer int8 error
+          keras-hrf check model_int8.tflite --layers --keras model_merged.keras --data rep.npy
         """,
     "models": """
         examples:
@@ -98,6 +106,12 @@ def _add_train_args(p):
         "--qat",
         action="store_true",
         help="quantization-aware HRF: fake-quantize the merged kernel in training",
+    )
+    p.add_argument(
+        "--qat-epochs",
+        type=int,
+        default=0,
+        help="quantization-aware fine-tuning of the merged model for N epochs before export",
     )
     p.add_argument(
         "--exclude-floor",
@@ -160,6 +174,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_corpus_args(p)
     p.add_argument("--cache", default=".cache/features")
 
+    p = add(
+        "quantization",
+        "int8 fidelity of the reproduction's light+HRF runs: PTQ vs QAT vs quantization-aware HRF",
+    )
+    _add_corpus_args(p)
+    p.add_argument("--out", required=True, help="the reproduction's output folder")
+    p.add_argument(
+        "--families", nargs="+", default=["conv_transformer", "conformer", "speechformer"]
+    )
+    p.add_argument("--seeds", type=int, default=1, help="number of seeds (0..N-1)")
+    p.add_argument("--folds", type=int, default=6, help="speaker folds")
+    p.add_argument("--only-folds", type=int, nargs="+", default=None)
+    p.add_argument("--qat-epochs", type=int, default=5)
+    p.add_argument("--qat-lr", type=float, default=1e-4)
+    p.add_argument("--cache", default=None, help="feature cache folder (default OUT/cache)")
+    p.add_argument(
+        "--report-only", action="store_true", help="fine-tune nothing: summarise what exists"
+    )
+
     p = add("reproduce", "the paper's comparison over speaker folds x seeds (resumable)")
     _add_corpus_args(p)
     _add_train_args(p)
@@ -171,6 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=6, help="speaker folds")
     p.add_argument(
         "--only-folds", type=int, nargs="+", default=None, help="run only these fold indices"
+    )
+    p.add_argument(
+        "--only-seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="run only these seeds (e.g. one seed over every fold first, the next later)",
     )
     p.add_argument("--cache", default=None, help="feature cache folder (default OUT/cache)")
     p.add_argument(
@@ -215,6 +255,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("check", "run an int8 .tflite under LiteRT and TFLite Micro and report")
     p.add_argument("tflite", help="a .tflite file")
     p.add_argument("--samples", default=None, help=".npy of normalised features to feed")
+    p.add_argument(
+        "--layers",
+        action="store_true",
+        help="also report the int8 error of every layer against the float Keras model "
+        "(TFLite's QuantizationDebugger), worst first, by op type",
+    )
+    p.add_argument(
+        "--keras",
+        default=None,
+        help="with --layers: the float model (default: model_deployed.keras or "
+        "model_merged.keras of the run folder that holds device/)",
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        help="with --layers: .npy of normalised features to measure on (default: the run's "
+        "representative.npy, which also calibrates the rebuilt int8 model)",
+    )
 
     add("models", "list model families and presets with parameters and MACs, and the corpora")
 
@@ -276,6 +334,7 @@ def _train_config(args, **extra):
         label_smoothing=args.label_smoothing,
         patience=args.patience,
         exclude_floor=args.exclude_floor,
+        qat_epochs=args.qat_epochs,
     )
     if args.epochs is not None:
         kw["epochs"] = args.epochs
@@ -352,6 +411,26 @@ def _cmd_evaluate(args):
     return 0
 
 
+def _cmd_quantization(args):
+    from keras_hrf.qat import QATConfig
+    from keras_hrf.quant_study import quantization_study
+
+    quantization_study(
+        args.corpus,
+        args.root,
+        args.out,
+        families=args.families,
+        seeds=range(args.seeds),
+        folds=args.only_folds,
+        n_folds=args.folds,
+        qat_config=QATConfig(epochs=args.qat_epochs, learning_rate=args.qat_lr),
+        cache_dir=args.cache,
+        run_qat=not args.report_only,
+    )
+    print((Path(args.out) / "QUANT.md").read_text())
+    return 0
+
+
 def _cmd_reproduce(args):
     from keras_hrf.experiment import reproduce
 
@@ -362,7 +441,7 @@ def _cmd_reproduce(args):
         args.out,
         families=args.families,
         variants=args.variants,
-        seeds=range(args.seeds),
+        seeds=range(args.seeds) if args.only_seeds is None else args.only_seeds,
         n_folds=args.folds,
         folds=args.only_folds,
         base=base,
@@ -476,7 +555,54 @@ def _cmd_check(args):
     samples = np.load(args.samples) if args.samples else None
     report = tflite.check(path.read_bytes(), samples)
     print(report.to_markdown())
+    if args.layers:
+        print(_layer_report(path, args.keras, args.data).to_markdown())
     return 0
+
+
+def _layer_report(path: Path, keras_path: str | None, data_path: str | None):
+    """``keras-hrf check --layers``: the float model and data from the run folder or options."""
+    import numpy as np
+
+    from keras_hrf import tflite
+
+    run_dir = path.resolve().parent.parent if path.resolve().parent.name == "device" else None
+    if keras_path is None:
+        found = [
+            run_dir / name
+            for name in ("model_deployed.keras", "model_merged.keras")
+            if run_dir is not None and (run_dir / name).is_file()
+        ]
+        if not found:
+            raise FileNotFoundError(
+                f"--layers needs the float Keras model: no model_merged.keras in the run folder "
+                f"of {path}; pass --keras PATH"
+            )
+        keras_path = found[0]
+    rep_path = run_dir / "representative.npy" if run_dir is not None else None
+    rep_path = rep_path if rep_path is not None and rep_path.is_file() else None
+    data_path = data_path or rep_path
+    if data_path is None:
+        raise FileNotFoundError(
+            f"--layers needs normalised features: no representative.npy in the run folder of "
+            f"{path}; pass --data FILE.npy"
+        )
+
+    def load(p):
+        if not Path(p).is_file():
+            raise FileNotFoundError(f"{p} does not exist")
+        try:
+            return np.load(p)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read {p} as a .npy array ({exc})") from exc
+
+    data = load(data_path)
+    return tflite.quant_report(
+        _load_keras(keras_path),
+        data,
+        representative_data=load(rep_path) if rep_path is not None else data,
+        int8_model=path.read_bytes(),
+    )
 
 
 def _cmd_models(args):
@@ -549,6 +675,7 @@ COMMANDS = {
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "reproduce": _cmd_reproduce,
+    "quantization": _cmd_quantization,
     "prepare": _cmd_prepare,
     "merge": _cmd_merge,
     "convert": _cmd_convert,

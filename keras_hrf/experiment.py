@@ -26,7 +26,13 @@ from keras_hrf.runs import add_device_export, save_run
 from keras_hrf.train import TrainConfig, encode_labels, fit
 
 #: Variants of the paper's comparison: (name, size, hrf).
-VARIANTS = {"light": ("light", None), "light+hrf": ("light", {}), "large": ("large", None)}
+VARIANTS = {
+    "light": ("light", None),
+    "light+hrf": ("light", {}),
+    "large": ("large", None),
+    # Quantization-aware HRF (issue 6): the merged kernel is fake-quantized while training.
+    "light+qhrf": ("light", {"quantize_merged": True}),
+}
 
 
 def load_features(

@@ -1,0 +1,269 @@
+"""Does int8 lose anything? PTQ vs QAT vs quantization-aware HRF on the reproduction's folds.
+
+Reads the run folders that :func:`keras_hrf.experiment.reproduce` wrote and compares, on the
+same speaker folds and seeds, three ways to get the int8 model of a light+HRF model:
+
+- ``ptq``: the merged model, full-int8 post-training quantization (the reproduction's own
+  int8 figures, ``runs/<family>/light_hrf``);
+- ``qat``: the same merged model after quantization-aware fine-tuning (:mod:`keras_hrf.qat`),
+  then converted; computed here and saved in ``runs/<family>/light_hrf/<run>/qat/``
+  (resumable: a finished run is skipped);
+- ``qhrf``: light+HRF trained with the merged kernel fake-quantized (``quantize_merged``),
+  then PTQ (``runs/<family>/light_qhrf``, trained by ``reproduce --variants light+qhrf``).
+
+Writes ``quantization.json`` (per family and method: mean float UA, int8 UA, argmax agreement
+and the number of runs) and ``QUANT.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from data_prep import splits
+from keras_hrf import reports
+from keras_hrf.metrics import classification_metrics
+
+METHODS = ("ptq", "qat", "qhrf")
+_VARIANT_DIR = {"ptq": "light_hrf", "qat": "light_hrf", "qhrf": "light_qhrf"}
+
+
+def runtime_max_diff(flat: bytes, x: np.ndarray) -> int:
+    """Largest LiteRT-vs-TFLM difference of the int8 outputs, in int8 steps, over ``x``.
+
+    Args:
+        flat: An int8 flatbuffer.
+        x: Normalised float features; quantized with the model's input parameters.
+    """
+    from keras_hrf.export import check, quant
+
+    it = check.litert_interpreter(flat)
+    x_int8 = quant.quantize(x, *it.get_input_details()[0]["quantization"])
+    a, _ = check.run_litert(flat, x_int8)
+    b, _ = check.run_tflm(flat, x_int8, arena_size=4 * 1024 * 1024)
+    return int(np.abs(a.astype(int) - b.astype(int)).max())
+
+
+def _qat_run(run_dir: Path, feats, y_all, split, qat_config, progress: bool) -> dict:
+    """Fine-tune one run's merged model with QAT, convert it, measure float and int8 UA."""
+    import keras
+
+    from keras_hrf import qat, tflite
+    from keras_hrf.runs import load_run
+    from keras_hrf.train import sample_weights
+
+    out = run_dir / "qat"
+    if (out / "metrics.json").is_file():
+        result = json.loads((out / "metrics.json").read_text())
+        if "litert_tflm_max_diff" not in result and (out / "model_qat.keras").is_file():
+            # Back-fill of runs tuned before the figure was recorded.
+            tuned = keras.models.load_model(out / "model_qat.keras", safe_mode=True)
+            flat = tflite.convert(tuned, np.load(run_dir / "representative.npy"))
+            x_test = load_run(run_dir).normalizer.transform(feats[split.test])
+            result["litert_tflm_max_diff"] = runtime_max_diff(flat, x_test)
+            reports.atomic_write_json(out / "metrics.json", result)
+        return result
+    started = time.perf_counter()
+    run = load_run(run_dir)
+    norm = run.normalizer
+    x_train, x_val, x_test = (
+        norm.transform(feats[idx]) for idx in (split.train, split.val, split.test)
+    )
+    y_train, y_val, y_test = y_all[split.train], y_all[split.val], y_all[split.test]
+    weights = sample_weights(y_train, len(run.labels), run.config.class_balance)
+    representative = np.load(run_dir / "representative.npy")
+    tuned, history = qat.fine_tune(
+        run.merged,
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        qat_config,
+        calibration_data=representative,
+        sample_weight=weights,
+        progress=progress,
+    )
+    y_float = tuned.predict(x_test, verbose=0, batch_size=256).argmax(-1)
+    flat = tflite.convert(tuned, representative)
+    y_int8 = tflite.predict_int8(flat, x_test).argmax(-1)
+    # How well the fake-quantized model mirrors the int8 flatbuffer (same weights and ranges).
+    mirror = qat.prepare(tuned, calibration_data=representative)
+    y_fq = mirror.predict(x_test, verbose=0, batch_size=64).argmax(-1)
+    y_before = run.merged.predict(x_test, verbose=0, batch_size=256).argmax(-1)
+    result = {
+        "float": classification_metrics(y_test, y_float, run.labels),
+        "int8": classification_metrics(y_test, y_int8, run.labels),
+        "agreement": float(np.mean(y_int8 == y_float)),
+        "agreement_fake_quant": float(np.mean(y_int8 == y_fq)),
+        "agreement_with_untuned_float": float(np.mean(y_int8 == y_before)),
+        "litert_tflm_max_diff": runtime_max_diff(flat, x_test),
+        "history": history.to_dict("list"),
+        "qat_config": dataclasses.asdict(qat_config),
+        "seconds": float(time.perf_counter() - started),
+    }
+    out.mkdir(exist_ok=True)
+    tuned.save(out / "model_qat.keras")
+    reports.atomic_write_json(out / "metrics.json", result)
+    return result
+
+
+def _row(method: str, run_dir: Path, qat_metrics: dict | None) -> dict | None:
+    if method == "qat":
+        if qat_metrics is None:
+            return None
+        return {
+            "float_ua": qat_metrics["float"]["ua"],
+            "int8_ua": qat_metrics["int8"]["ua"],
+            "agreement": qat_metrics["agreement"],
+        }
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        return None
+    m = json.loads(path.read_text())
+    if "int8" not in m:
+        return None
+    return {
+        "float_ua": m["test_merged"]["ua"],
+        "int8_ua": m["int8"]["test"]["ua"],
+        "agreement": m["int8"]["agreement_with_float"],
+    }
+
+
+def quantization_study(
+    corpus: str,
+    root: str | Path,
+    out: str | Path,
+    *,
+    families: Sequence[str] = ("conv_transformer", "conformer", "speechformer"),
+    seeds: Sequence[int] = (0,),
+    folds: Sequence[int] | None = None,
+    n_folds: int = 6,
+    qat_config=None,
+    cache_dir: str | Path | None = None,
+    run_qat: bool = True,
+    progress: bool = True,
+) -> dict:
+    """Compare PTQ, QAT and quantization-aware HRF on the reproduction's runs (see module doc).
+
+    Args:
+        corpus: Corpus name (as given to ``reproduce``).
+        root: Corpus folder.
+        out: The reproduction's output folder (``runs/`` inside it).
+        families: Model families.
+        seeds: Seeds whose runs are compared.
+        folds: Fold indices (default all ``n_folds``).
+        n_folds: Folds of the speaker split (as in the reproduction).
+        qat_config: :class:`keras_hrf.qat.QATConfig` of the fine-tuning.
+        cache_dir: Feature cache (default ``out/cache``).
+        run_qat: Fine-tune missing QAT runs (``False`` only summarises what exists).
+        progress: Progress bars.
+
+    Returns:
+        The summary written to ``quantization.json``.
+    """
+    from keras_hrf import qat
+    from keras_hrf.experiment import load_features
+    from keras_hrf.train import encode_labels
+
+    out = Path(out)
+    qat_config = qat_config or qat.QATConfig()
+    feats, manifest, _ = load_features(
+        corpus, root, out / "cache" if cache_dir is None else cache_dir, progress=progress
+    )
+    y_all, _ = encode_labels(manifest["emotion"])
+    all_splits = splits.speaker_kfold(manifest, n_folds=n_folds, seed=0)
+    fold_ids = list(range(n_folds)) if folds is None else list(folds)
+    rows = []
+    for family in families:
+        for fold in fold_ids:
+            for seed in seeds:
+                name = f"fold{fold}_seed{seed}"
+                base = out / "runs" / family / _VARIANT_DIR["qat"] / name
+                qat_metrics = None
+                if (base / "metrics.json").is_file():
+                    if run_qat or (base / "qat" / "metrics.json").is_file():
+                        qat_metrics = _qat_run(
+                            base, feats, y_all, all_splits[fold], qat_config, progress
+                        )
+                for method in METHODS:
+                    row = _row(
+                        method, out / "runs" / family / _VARIANT_DIR[method] / name, qat_metrics
+                    )
+                    if row is not None:
+                        rows.append(dict(row, family=family, method=method, fold=fold, seed=seed))
+    summary = summarize(rows)
+    reports.atomic_write_json(out / "quantization.json", summary)
+    reports.atomic_write_text(out / "QUANT.md", quant_report_md(summary, rows))
+    return summary
+
+
+def summarize(rows: list[dict]) -> dict:
+    """``{family: {method: {float_ua, int8_ua, int8_loss, agreement, n, paired_with_ptq}}}``."""
+    summary: dict = {}
+    for family in sorted({r["family"] for r in rows}):
+        summary[family] = {}
+        for method in METHODS:
+            sel = [r for r in rows if r["family"] == family and r["method"] == method]
+            if not sel:
+                continue
+            f = np.array([r["float_ua"] for r in sel])
+            i = np.array([r["int8_ua"] for r in sel])
+            a = np.array([r["agreement"] for r in sel])
+            summary[family][method] = {
+                "float_ua": float(f.mean()),
+                "int8_ua": float(i.mean()),
+                "int8_ua_std": float(i.std(ddof=1)) if len(i) > 1 else 0.0,
+                "int8_loss": float((f - i).mean()),
+                "agreement": float(a.mean()),
+                "agreement_min": float(a.min()),
+                "n": len(sel),
+                "runs": sorted(f"fold{r['fold']}_seed{r['seed']}" for r in sel),
+            }
+    return summary
+
+
+def quant_report_md(summary: dict, rows: list[dict]) -> str:
+    """The ``QUANT.md`` table: one row per family and method."""
+    p = reports.pct
+    table = []
+    for family, methods in summary.items():
+        for method, s in methods.items():
+            table.append(
+                [
+                    family,
+                    method,
+                    str(s["n"]),
+                    p(s["float_ua"]),
+                    f"{p(s['int8_ua'])} ± {p(s['int8_ua_std'])}",
+                    f"{100 * s['int8_loss']:+.2f}",
+                    f"{p(s['agreement'])} (min {p(s['agreement_min'])})",
+                ]
+            )
+    return "\n".join(
+        [
+            "# int8 fidelity: PTQ vs QAT vs quantization-aware HRF",
+            "",
+            "Test UA of the light+HRF model (merged) in float and as full-int8 (LiteRT), on the",
+            "reproduction's speaker folds; `int8 loss` is float UA minus int8 UA in points",
+            "(mean over runs; each method's float UA is its own float model's).",
+            "",
+            reports.markdown_table(
+                [
+                    "family",
+                    "method",
+                    "runs",
+                    "float UA %",
+                    "int8 UA %",
+                    "int8 loss (pts)",
+                    "int8/float agreement %",
+                ],
+                table,
+            ),
+            "",
+        ]
+    )
