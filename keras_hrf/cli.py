@@ -273,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --layers: .npy of normalised features to measure on (default: the run's "
         "representative.npy, which also calibrates the rebuilt int8 model)",
     )
+    p.add_argument(
+        "--layers-out",
+        default=None,
+        help="with --layers: also write quant_layers.md / .png / .json into this folder",
+    )
 
     add("models", "list model families and presets with parameters and MACs, and the corpora")
 
@@ -555,8 +560,20 @@ def _cmd_check(args):
     samples = np.load(args.samples) if args.samples else None
     report = tflite.check(path.read_bytes(), samples)
     print(report.to_markdown())
+    if args.layers_out and not args.layers:
+        raise ValueError("--layers-out needs --layers")
     if args.layers:
-        print(_layer_report(path, args.keras, args.data).to_markdown())
+        layer_report = _layer_report(path, args.keras, args.data)
+        print(layer_report.to_markdown())
+        if args.layers_out:
+            from keras_hrf import reports
+
+            out = Path(args.layers_out)
+            out.mkdir(parents=True, exist_ok=True)
+            reports.atomic_write_text(out / "quant_layers.md", layer_report.to_markdown())
+            reports.atomic_write_json(out / "quant_layers.json", layer_report.to_dict())
+            layer_report.plot(out / "quant_layers.png")
+            print(f"per-layer report written to {out}")
     return 0
 
 

@@ -109,8 +109,10 @@ def test_cli_check_layers_on_a_run_folder(damaged, tmp_path, capsys):
     np.save(run / "representative.npy", x)
     flat = run / "device" / "model_int8.tflite"
     flat.write_bytes(tflite.convert(model, x, num_samples=48))
-    assert main(["check", str(flat), "--layers"]) == 0
+    assert main(["check", str(flat), "--layers", "--layers-out", str(tmp_path / "ql")]) == 0
     out = capsys.readouterr().out
+    for name in ("quant_layers.md", "quant_layers.png", "quant_layers.json"):
+        assert (tmp_path / "ql" / name).stat().st_size > 0
     assert "Quantization report" in out and f"`{DAMAGED}/" in out
     # Same model and calibration data: the debugger's int8 model is the deployed one.
     assert "differs from it by at most 0 output steps" in out
