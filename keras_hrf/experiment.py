@@ -218,7 +218,8 @@ def reproduce(
     figures; runs saved earlier without them are back-filled on the next call.
 
     The loop runs (family, fold, seed, variant) in that order, so paired runs finish together.
-    ``command`` (the command line that ran it) is quoted in the report. ``report_only``
+    ``command`` (the command line that ran it) is quoted in the report, and ``out/NOTES.md``
+    (hand-written notes), if present, is appended to it. ``report_only``
     trains and exports nothing: it summarises the runs that have finished (e.g. while another
     process is still running the rest).
     """
@@ -252,9 +253,12 @@ def reproduce(
     table.to_csv(out / "runs.csv", index=False)
     summary = summarize(table)
     reports.atomic_write_json(out / "summary.json", summary)
-    reports.atomic_write_text(
-        out / "REPORT.md", reproduce_report(summary, corpus, n_folds, base, command)
-    )
+    report = reproduce_report(summary, corpus, n_folds, base, command)
+    if (out / "NOTES.md").is_file():
+        # Hand-written notes (how the runs were made, the reading of the numbers) are kept in
+        # NOTES.md and appended, so regenerating the report never loses them.
+        report += "\n" + (out / "NOTES.md").read_text()
+    reports.atomic_write_text(out / "REPORT.md", report)
     return table
 
 
@@ -280,10 +284,14 @@ def summarize(table: pd.DataFrame) -> dict:
         ):
             entry[col] = None if g[col].isna().all() else int(g[col].iloc[0])
         groups[f"{family}/{variant}"] = entry
-    paired = {}
-    for family, g in table.groupby("family", sort=False):
+    paired: dict = {}
+    paired_q: dict = {}
+    for (family, variant), g2 in table.groupby(["family", "variant"], sort=False):
+        if variant not in ("light+hrf", "light+qhrf"):
+            continue
+        g = table[table.family == family]
         a = g[g.variant == "light"].set_index(["fold", "seed"])["ua"]
-        b = g[g.variant == "light+hrf"].set_index(["fold", "seed"])["ua"]
+        b = g2.set_index(["fold", "seed"])["ua"]
         common = a.index.intersection(b.index)
         if len(common) == 0:
             continue
@@ -299,8 +307,11 @@ def summarize(table: pd.DataFrame) -> dict:
         }
         if d.size >= 5 and np.any(d != 0):
             entry["wilcoxon_p"] = float(stats.wilcoxon(d).pvalue)
-        paired[family] = entry
-    return {"groups": groups, "paired_ua_hrf_minus_light": paired}
+        (paired if variant == "light+hrf" else paired_q)[family] = entry
+    out = {"groups": groups, "paired_ua_hrf_minus_light": paired}
+    if paired_q:
+        out["paired_ua_qhrf_minus_light"] = paired_q
+    return out
 
 
 def verdict(p: dict) -> str:
@@ -353,17 +364,35 @@ def reproduce_report(
         ]
         for key, g in summary["groups"].items()
     ]
-    prow = [
-        [
-            fam,
-            p["pairs"],
-            f"{100 * p['mean_diff']:+.2f}",
-            "-" if p["std_diff"] is None else f"{100 * p['std_diff']:.2f}",
-            f"{p['wins']}/{p['losses']}/{p['ties']}",
-            "-" if p["wilcoxon_p"] is None else f"{p['wilcoxon_p']:.3f}",
+
+    def paired_rows(paired: dict) -> list[list]:
+        return [
+            [
+                fam,
+                p["pairs"],
+                f"{100 * p['mean_diff']:+.2f}",
+                "-" if p["std_diff"] is None else f"{100 * p['std_diff']:.2f}",
+                f"{p['wins']}/{p['losses']}/{p['ties']}",
+                "-" if p["wilcoxon_p"] is None else f"{p['wilcoxon_p']:.3f}",
+            ]
+            for fam, p in paired.items()
         ]
-        for fam, p in summary["paired_ua_hrf_minus_light"].items()
-    ]
+
+    paired_head = ["family", "pairs", "mean diff", "std diff", "wins/losses/ties", "Wilcoxon p"]
+    prow = paired_rows(summary["paired_ua_hrf_minus_light"])
+    qhrf = summary.get("paired_ua_qhrf_minus_light", {})
+    qhrf_section = (
+        [
+            "## Paired: quantization-aware light+HRF (light+qhrf) minus light, test UA (points)",
+            "",
+            *[f"- **{fam}**: {verdict(p)}." for fam, p in qhrf.items()],
+            "",
+            reports.markdown_table(paired_head, paired_rows(qhrf)),
+            "",
+        ]
+        if qhrf
+        else []
+    )
     return "\n".join(
         [
             f"# Reproduction on {corpus}: light vs light+HRF vs large",
@@ -395,11 +424,9 @@ def reproduce_report(
                 for fam, p in summary["paired_ua_hrf_minus_light"].items()
             ],
             "",
-            reports.markdown_table(
-                ["family", "pairs", "mean diff", "std diff", "wins/losses/ties", "Wilcoxon p"],
-                prow,
-            ),
+            reports.markdown_table(paired_head, prow),
             "",
+            *qhrf_section,
             "## Protocol",
             "",
             *(

@@ -111,8 +111,11 @@ def test_reproduce_resumes_and_backfills_int8(synthetic_root, tmp_path, tiny):
     assert table["int8_ua"].notna().all() and table["flatbuffer_bytes"].gt(0).all()
     metrics = sorted(tmp_path.glob("runs/**/metrics.json"))
     stamps = [p.stat().st_mtime_ns for p in metrics]
+    (tmp_path / "NOTES.md").write_text("## How these runs were made\n")
     experiment.reproduce("synthetic", synthetic_root, tmp_path, **kw)  # nothing left to do
     assert [p.stat().st_mtime_ns for p in metrics] == stamps
+    # Hand-written notes survive the regenerated report.
+    assert (tmp_path / "REPORT.md").read_text().endswith("## How these runs were made\n")
     report = (tmp_path / "REPORT.md").read_text()
     assert "Wilcoxon" in report and "too few pairs" in report
     # report_only summarises finished runs and trains nothing for the missing fold 1.
