@@ -11,8 +11,9 @@ same speaker folds and seeds, three ways to get the int8 model of a light+HRF mo
 - ``qhrf``: light+HRF trained with the merged kernel fake-quantized (``quantize_merged``),
   then PTQ (``runs/<family>/light_qhrf``, trained by ``reproduce --variants light+qhrf``).
 
-Writes ``quantization.json`` (per family and method: mean float UA, int8 UA, argmax agreement
-and the number of runs) and ``QUANT.md``.
+Writes ``quantization.json`` (per family and method: mean float UA, int8 UA, argmax agreement,
+the number of runs and the largest LiteRT-vs-TFLM output difference) and ``QUANT.md``, with
+``QUANT_NOTES.md`` (hand-written) appended if it exists.
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ def _row(method: str, run_dir: Path, qat_metrics: dict | None) -> dict | None:
             "float_ua": qat_metrics["float"]["ua"],
             "int8_ua": qat_metrics["int8"]["ua"],
             "agreement": qat_metrics["agreement"],
+            "litert_tflm_max_diff": qat_metrics.get("litert_tflm_max_diff"),
+            "agreement_fake_quant": qat_metrics.get("agreement_fake_quant"),
         }
     path = run_dir / "metrics.json"
     if not path.is_file():
@@ -131,6 +134,7 @@ def _row(method: str, run_dir: Path, qat_metrics: dict | None) -> dict | None:
         "float_ua": m["test_merged"]["ua"],
         "int8_ua": m["int8"]["test"]["ua"],
         "agreement": m["int8"]["agreement_with_float"],
+        "litert_tflm_max_diff": m["int8"].get("litert_tflm_max_diff"),
     }
 
 
@@ -198,7 +202,11 @@ def quantization_study(
                         rows.append(dict(row, family=family, method=method, fold=fold, seed=seed))
     summary = summarize(rows)
     reports.atomic_write_json(out / "quantization.json", summary)
-    reports.atomic_write_text(out / "QUANT.md", quant_report_md(summary, rows))
+    report = quant_report_md(summary, rows)
+    if (out / "QUANT_NOTES.md").is_file():
+        # Hand-written notes (commands, reading of the numbers) survive regeneration.
+        report += "\n" + (out / "QUANT_NOTES.md").read_text()
+    reports.atomic_write_text(out / "QUANT.md", report)
     return summary
 
 
@@ -224,6 +232,16 @@ def summarize(rows: list[dict]) -> dict:
                 "n": len(sel),
                 "runs": sorted(f"fold{r['fold']}_seed{r['seed']}" for r in sel),
             }
+            diffs = [
+                r["litert_tflm_max_diff"] for r in sel if r.get("litert_tflm_max_diff") is not None
+            ]
+            if diffs:
+                summary[family][method]["litert_tflm_max_diff"] = int(max(diffs))
+            mirror = [
+                r["agreement_fake_quant"] for r in sel if r.get("agreement_fake_quant") is not None
+            ]
+            if mirror:
+                summary[family][method]["agreement_fake_quant"] = float(np.mean(mirror))
     return summary
 
 
@@ -242,6 +260,7 @@ def quant_report_md(summary: dict, rows: list[dict]) -> str:
                     f"{p(s['int8_ua'])} ± {p(s['int8_ua_std'])}",
                     f"{100 * s['int8_loss']:+.2f}",
                     f"{p(s['agreement'])} (min {p(s['agreement_min'])})",
+                    str(s.get("litert_tflm_max_diff", "-")),
                 ]
             )
     return "\n".join(
@@ -261,6 +280,7 @@ def quant_report_md(summary: dict, rows: list[dict]) -> str:
                     "int8 UA %",
                     "int8 loss (pts)",
                     "int8/float agreement %",
+                    "LiteRT vs TFLM, max steps",
                 ],
                 table,
             ),

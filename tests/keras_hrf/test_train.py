@@ -116,6 +116,24 @@ def test_reproduce_resumes_and_backfills_int8(synthetic_root, tmp_path, tiny):
     assert [p.stat().st_mtime_ns for p in metrics] == stamps
     # Hand-written notes survive the regenerated report.
     assert (tmp_path / "REPORT.md").read_text().endswith("## How these runs were made\n")
+
+    # The quantization study on the same runs: PTQ figures read, QAT computed once (resumable).
+    from keras_hrf.qat import QATConfig
+    from keras_hrf.quant_study import quantization_study
+
+    study = dict(families=["conv_transformer"], seeds=[0], folds=[0], n_folds=3, progress=False)
+    summary = quantization_study(
+        "synthetic", synthetic_root, tmp_path, qat_config=QATConfig(epochs=1), **study
+    )
+    ct = summary["conv_transformer"]
+    assert ct["ptq"]["n"] == ct["qat"]["n"] == 1 and "qhrf" not in ct
+    assert 0 <= ct["qat"]["agreement"] <= 1 and ct["qat"]["litert_tflm_max_diff"] >= 0
+    assert json.loads((tmp_path / "quantization.json").read_text()) == summary
+    assert "| conv_transformer | qat | 1 |" in (tmp_path / "QUANT.md").read_text()
+    qat_metrics = next(tmp_path.glob("runs/**/qat/metrics.json"))
+    stamp = qat_metrics.stat().st_mtime_ns
+    quantization_study("synthetic", synthetic_root, tmp_path, run_qat=False, **study)
+    assert qat_metrics.stat().st_mtime_ns == stamp
     report = (tmp_path / "REPORT.md").read_text()
     assert "Wilcoxon" in report and "too few pairs" in report
     # report_only summarises finished runs and trains nothing for the missing fold 1.
