@@ -190,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qat-lr", type=float, default=1e-4)
     p.add_argument("--cache", default=None, help="feature cache folder (default OUT/cache)")
     p.add_argument(
+        "--control",
+        action="store_true",
+        help="also fine-tune without fake quantization (then PTQ): what more epochs alone give",
+    )
+    p.add_argument(
         "--report-only", action="store_true", help="fine-tune nothing: summarise what exists"
     )
 
@@ -431,6 +436,7 @@ def _cmd_quantization(args):
         qat_config=QATConfig(epochs=args.qat_epochs, learning_rate=args.qat_lr),
         cache_dir=args.cache,
         run_qat=not args.report_only,
+        control=args.control,
     )
     print((Path(args.out) / "QUANT.md").read_text())
     return 0

@@ -457,6 +457,8 @@ class QATConfig:
         patience: Early stopping on validation UA of the fake-quantized model (0 disables);
             the best epoch's weights are kept.
         augment: SpecAugment masks as in training.
+        fake_quant: ``False`` fine-tunes the float model the same way without fake quantization:
+            the control that separates what QAT gains from what a few more epochs gain.
         seed: Seed of shuffling and augmentation.
     """
 
@@ -465,6 +467,7 @@ class QATConfig:
     batch_size: int = 32
     patience: int = 0
     augment: bool = True
+    fake_quant: bool = True
     seed: int = 0
 
     def __post_init__(self):
@@ -517,7 +520,10 @@ def fine_tune(
     if calibration_data is None:
         rng = np.random.default_rng(config.seed)
         calibration_data = x_train[np.sort(rng.choice(len(x_train), min(200, len(x_train)), False))]
-    qat_model = prepare(model, calibration_data=calibration_data)
+    if config.fake_quant:
+        qat_model = prepare(model, calibration_data=calibration_data)
+    else:
+        qat_model = rewrite(model, lambda layer: None)  # a float copy, tuned the same way
     steps = math.ceil(len(x_train) / config.batch_size)
     lr = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps * config.epochs)
     qat_model.compile(
@@ -531,10 +537,13 @@ def fine_tune(
     ds = _train_dataset(
         x_train, keras.utils.to_categorical(y_train, num_classes), w.astype("float32"), data_cfg
     )
-    bar = tqdm(total=config.epochs, desc="QAT fine-tune", unit="epoch", disable=not progress)
+    desc = "QAT fine-tune" if config.fake_quant else "float fine-tune"
+    bar = tqdm(total=config.epochs, desc=desc, unit="epoch", disable=not progress)
     ua_cb = _ValidationUA(x_val, y_val, config.patience, bar)
     recalibrate = keras.callbacks.LambdaCallback(
-        on_epoch_begin=lambda epoch, logs: epoch and calibrate(qat_model, calibration_data)
+        on_epoch_begin=lambda epoch, logs: (
+            epoch and config.fake_quant and calibrate(qat_model, calibration_data)
+        )
     )
     with bar:
         hist = qat_model.fit(
@@ -542,4 +551,4 @@ def fine_tune(
         )
     history = pd.DataFrame(hist.history)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
-    return strip(qat_model), history
+    return (strip(qat_model) if config.fake_quant else qat_model), history

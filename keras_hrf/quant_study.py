@@ -8,6 +8,8 @@ same speaker folds and seeds, three ways to get the int8 model of a light+HRF mo
 - ``qat``: the same merged model after quantization-aware fine-tuning (:mod:`keras_hrf.qat`),
   then converted; computed here and saved in ``runs/<family>/light_hrf/<run>/qat/``
   (resumable: a finished run is skipped);
+- ``ft`` (with ``control=True``): the same fine-tuning without fake quantization, then PTQ, in
+  ``<run>/ft/``; QAT's gain over PTQ is only QAT's if it exceeds this control's;
 - ``qhrf``: light+HRF trained with the merged kernel fake-quantized (``quantize_merged``),
   then PTQ (``runs/<family>/light_qhrf``, trained by ``reproduce --variants light+qhrf``).
 
@@ -30,8 +32,8 @@ from data_prep import splits
 from keras_hrf import reports
 from keras_hrf.metrics import classification_metrics
 
-METHODS = ("ptq", "qat", "qhrf")
-_VARIANT_DIR = {"ptq": "light_hrf", "qat": "light_hrf", "qhrf": "light_qhrf"}
+METHODS = ("ptq", "ft", "qat", "qhrf")
+_VARIANT_DIR = {"ptq": "light_hrf", "ft": "light_hrf", "qat": "light_hrf", "qhrf": "light_qhrf"}
 
 
 def runtime_max_diff(flat: bytes, x: np.ndarray) -> int:
@@ -50,15 +52,21 @@ def runtime_max_diff(flat: bytes, x: np.ndarray) -> int:
     return int(np.abs(a.astype(int) - b.astype(int)).max())
 
 
-def _qat_run(run_dir: Path, feats, y_all, split, qat_config, progress: bool) -> dict:
-    """Fine-tune one run's merged model with QAT, convert it, measure float and int8 UA."""
+def _qat_run(
+    run_dir: Path, feats, y_all, split, qat_config, progress: bool, name: str = "qat"
+) -> dict:
+    """Fine-tune one run's merged model with QAT, convert it, measure float and int8 UA.
+
+    With ``name="ft"`` and ``qat_config.fake_quant=False`` the same fine-tuning without fake
+    quantization (the control), saved in ``<run>/ft/``.
+    """
     import keras
 
     from keras_hrf import qat, tflite
     from keras_hrf.runs import load_run
     from keras_hrf.train import sample_weights
 
-    out = run_dir / "qat"
+    out = run_dir / name
     if (out / "metrics.json").is_file():
         result = json.loads((out / "metrics.json").read_text())
         if "litert_tflm_max_diff" not in result and (out / "model_qat.keras").is_file():
@@ -114,7 +122,7 @@ def _qat_run(run_dir: Path, feats, y_all, split, qat_config, progress: bool) -> 
 
 
 def _row(method: str, run_dir: Path, qat_metrics: dict | None) -> dict | None:
-    if method == "qat":
+    if method in ("qat", "ft"):
         if qat_metrics is None:
             return None
         return {
@@ -150,6 +158,7 @@ def quantization_study(
     qat_config=None,
     cache_dir: str | Path | None = None,
     run_qat: bool = True,
+    control: bool = False,
     progress: bool = True,
 ) -> dict:
     """Compare PTQ, QAT and quantization-aware HRF on the reproduction's runs (see module doc).
@@ -165,6 +174,8 @@ def quantization_study(
         qat_config: :class:`keras_hrf.qat.QATConfig` of the fine-tuning.
         cache_dir: Feature cache (default ``out/cache``).
         run_qat: Fine-tune missing QAT runs (``False`` only summarises what exists).
+        control: Also fine-tune each model the same way *without* fake quantization, then PTQ
+            (method ``ft``): separates what QAT gains from what more epochs gain.
         progress: Progress bars.
 
     Returns:
@@ -176,6 +187,7 @@ def quantization_study(
 
     out = Path(out)
     qat_config = qat_config or qat.QATConfig()
+    control_config = dataclasses.replace(qat_config, fake_quant=False) if control else None
     feats, manifest, _ = load_features(
         corpus, root, out / "cache" if cache_dir is None else cache_dir, progress=progress
     )
@@ -188,15 +200,20 @@ def quantization_study(
             for seed in seeds:
                 name = f"fold{fold}_seed{seed}"
                 base = out / "runs" / family / _VARIANT_DIR["qat"] / name
-                qat_metrics = None
+                tuned = {"qat": None, "ft": None}
                 if (base / "metrics.json").is_file():
-                    if run_qat or (base / "qat" / "metrics.json").is_file():
-                        qat_metrics = _qat_run(
-                            base, feats, y_all, all_splits[fold], qat_config, progress
-                        )
+                    for method, cfg in (("qat", qat_config), ("ft", control_config)):
+                        if cfg is None:
+                            continue
+                        if run_qat or (base / method / "metrics.json").is_file():
+                            tuned[method] = _qat_run(
+                                base, feats, y_all, all_splits[fold], cfg, progress, method
+                            )
                 for method in METHODS:
                     row = _row(
-                        method, out / "runs" / family / _VARIANT_DIR[method] / name, qat_metrics
+                        method,
+                        out / "runs" / family / _VARIANT_DIR[method] / name,
+                        tuned.get(method),
                     )
                     if row is not None:
                         rows.append(dict(row, family=family, method=method, fold=fold, seed=seed))
