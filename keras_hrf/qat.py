@@ -53,7 +53,7 @@ from keras_hrf.layers import GLU, LayerNorm, MultiHeadAttentionCore
 from keras_hrf.quantization import fake_quant_activation, fake_quant_fixed, fake_quant_per_channel
 from keras_hrf.reparam import rewrite
 
-#: TFLite's fixed int8 quantization of a softmax output.
+#: TFLite's fixed int8 quantization of a softmax (and a LOGISTIC) output: [0, 1) in 1/256 steps.
 SOFTMAX_SCALE, SOFTMAX_ZERO_POINT = 1.0 / 256.0, -128
 
 #: Activations that TFLite fuses into the op before them (no separate int8 tensor).
@@ -70,7 +70,6 @@ class _RangeTracked:
     _calibrating = False  # True only inside calibrate()
 
     def _add_ranges(self, tags: list[str]) -> None:
-        self._range_tags = list(tags)
         self._ranges = {}
         self._calibrating = False
         for tag in tags:
@@ -95,7 +94,7 @@ class _RangeTracked:
         return ops.where(self._ranges_set > 0, quantized, x)
 
     def activation_ranges(self) -> dict[str, tuple[float, float]]:
-        """The tracked ``{tag: (min, max)}`` of this layer (for reports and tests)."""
+        """The calibrated ``{tag: (min, max)}`` of this layer (for reports and tests)."""
         return {
             tag: (float(ops.convert_to_numpy(lo)), float(ops.convert_to_numpy(hi)))
             for tag, (lo, hi) in self._ranges.items()
