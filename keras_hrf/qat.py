@@ -403,21 +403,15 @@ def prepare(model: keras.Model, calibration_data: np.ndarray | None = None) -> k
         )
     if is_qat(model):
         raise ValueError("the model is already quantization-aware (call qat.strip first)")
-    new_layers: dict[str, keras.layers.Layer] = {}
-
-    def to_twin(layer):
-        twin = TWINS.get(type(layer))
-        if twin is None:
-            return None
-        new_layers[layer.name] = twin.from_config(layer.get_config())
-        return new_layers[layer.name]
-
-    def weights_for(old):
-        new = new_layers[old.name]
-        extra = new.weights[len(old.weights) :]
-        return old.get_weights() + [np.zeros(v.shape, "float32") for v in extra]
-
-    qat_model = rewrite(model, to_twin, weights_for)
+    qat_model = _swap_classes(
+        model,
+        TWINS,
+        # The twin's own weights come first; its range trackers start at 0 (uncalibrated).
+        lambda old, new: (
+            old.get_weights()
+            + [np.zeros(v.shape, "float32") for v in new.weights[len(old.weights) :]]
+        ),
+    )
     if calibration_data is not None:
         calibrate(qat_model, calibration_data)
     return qat_model
@@ -429,20 +423,26 @@ def strip(model: keras.Model) -> keras.Model:
     The result has exactly the layers (and hence the TFLite op list) of the model that
     :func:`prepare` was given.
     """
+    # The twin's own weights come first; the range trackers after them are dropped.
+    return _swap_classes(model, _PLAIN, lambda old, new: old.get_weights()[: len(new.weights)])
+
+
+def _swap_classes(model: keras.Model, classes: dict[type, type], weights) -> keras.Model:
+    """:func:`reparam.rewrite` replacing each layer whose exact class is in ``classes``.
+
+    The new layer is ``classes[type(layer)].from_config(layer.get_config())``;
+    ``weights(old, new)`` gives its weights (``new`` is built by then).
+    """
     new_layers: dict[str, keras.layers.Layer] = {}
 
-    def to_plain(layer):
-        plain = _PLAIN.get(type(layer))
-        if plain is None:
+    def replace(layer):
+        cls = classes.get(type(layer))
+        if cls is None:
             return None
-        new_layers[layer.name] = plain.from_config(layer.get_config())
+        new_layers[layer.name] = cls.from_config(layer.get_config())
         return new_layers[layer.name]
 
-    def weights_for(old):
-        # The twin's own weights come first; the range trackers after them are dropped.
-        return old.get_weights()[: len(new_layers[old.name].weights)]
-
-    return rewrite(model, to_plain, weights_for)
+    return rewrite(model, replace, lambda old: weights(old, new_layers[old.name]))
 
 
 @dataclasses.dataclass(frozen=True)
