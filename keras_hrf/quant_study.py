@@ -187,7 +187,7 @@ def quantization_study(
 
     out = Path(out)
     qat_config = qat_config or qat.QATConfig()
-    control_config = dataclasses.replace(qat_config, fake_quant=False) if control else None
+    control_config = dataclasses.replace(qat_config, fake_quant=False)
     feats, manifest, _ = load_features(
         corpus, root, out / "cache" if cache_dir is None else cache_dir, progress=progress
     )
@@ -203,9 +203,8 @@ def quantization_study(
                 tuned = {"qat": None, "ft": None}
                 if (base / "metrics.json").is_file():
                     for method, cfg in (("qat", qat_config), ("ft", control_config)):
-                        if cfg is None:
-                            continue
-                        if run_qat or (base / method / "metrics.json").is_file():
+                        wanted = run_qat and (method == "qat" or control)
+                        if wanted or (base / method / "metrics.json").is_file():
                             tuned[method] = _qat_run(
                                 base, feats, y_all, all_splits[fold], cfg, progress, method
                             )
@@ -249,6 +248,19 @@ def summarize(rows: list[dict]) -> dict:
                 "n": len(sel),
                 "runs": sorted(f"fold{r['fold']}_seed{r['seed']}" for r in sel),
             }
+            ptq = {
+                (r["fold"], r["seed"]): r["int8_ua"]
+                for r in rows
+                if r["family"] == family and r["method"] == "ptq"
+            }
+            paired = [
+                r["int8_ua"] - ptq[r["fold"], r["seed"]]
+                for r in sel
+                if (r["fold"], r["seed"]) in ptq
+            ]
+            if method != "ptq" and paired:
+                summary[family][method]["int8_ua_minus_ptq"] = float(np.mean(paired))
+                summary[family][method]["pairs_with_ptq"] = len(paired)
             diffs = [
                 r["litert_tflm_max_diff"] for r in sel if r.get("litert_tflm_max_diff") is not None
             ]
@@ -277,6 +289,9 @@ def quant_report_md(summary: dict, rows: list[dict]) -> str:
                     f"{p(s['int8_ua'])} ± {p(s['int8_ua_std'])}",
                     f"{100 * s['int8_loss']:+.2f}",
                     f"{p(s['agreement'])} (min {p(s['agreement_min'])})",
+                    "-"
+                    if "int8_ua_minus_ptq" not in s
+                    else f"{100 * s['int8_ua_minus_ptq']:+.2f} ({s['pairs_with_ptq']})",
                     str(s.get("litert_tflm_max_diff", "-")),
                 ]
             )
@@ -286,7 +301,8 @@ def quant_report_md(summary: dict, rows: list[dict]) -> str:
             "",
             "Test UA of the light+HRF model (merged) in float and as full-int8 (LiteRT), on the",
             "reproduction's speaker folds; `int8 loss` is float UA minus int8 UA in points",
-            "(mean over runs; each method's float UA is its own float model's).",
+            "(mean over runs; each method's float UA is its own float model's); `int8 UA vs ptq`",
+            "is the mean paired difference of int8 UA to PTQ's on the same (fold, seed).",
             "",
             reports.markdown_table(
                 [
@@ -297,6 +313,7 @@ def quant_report_md(summary: dict, rows: list[dict]) -> str:
                     "int8 UA %",
                     "int8 loss (pts)",
                     "int8/float agreement %",
+                    "int8 UA vs ptq (pairs)",
                     "LiteRT vs TFLM, max steps",
                 ],
                 table,
