@@ -156,6 +156,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--family", default="conv_transformer")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--qat",
+        action="store_true",
+        help="train the HRF variant quantization-aware (light+qhrf instead of light+hrf)",
+    )
+    p.add_argument(
+        "--qat-epochs",
+        type=int,
+        default=0,
+        help="quantization-aware fine-tuning of every merged model before export",
+    )
 
     p = add("train", "train one model on a speaker-independent split and write a run folder")
     _add_corpus_args(p)
@@ -363,6 +374,8 @@ def _cmd_demo(args):
         family=args.family,
         seed=args.seed,
         epochs=args.epochs,
+        qat=args.qat,
+        qat_epochs=args.qat_epochs,
     )
     print()
     print((Path(args.out) / "REPORT.md").read_text())

@@ -90,6 +90,8 @@ def demo(
     seed: int = 0,
     epochs: int | None = None,
     model_overrides: dict | None = None,
+    qat: bool = False,
+    qat_epochs: int = 0,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Run the main job and write ``out/REPORT.md``; returns the comparison table.
@@ -104,6 +106,9 @@ def demo(
         epochs: Override the number of epochs.
         model_overrides: Preset hyper-parameters to change for every variant (e.g. a tiny
             ``{"d_model": 16, "num_blocks": 1}`` for a smoke run).
+        qat: Train the HRF variant quantization-aware (``light+qhrf``, see ``VARIANTS``).
+        qat_epochs: Quantization-aware fine-tuning epochs of every merged model before export
+            (:mod:`keras_hrf.qat`); the report's int8 columns are then those of the tuned model.
     """
     out = Path(out)
     if corpus is None:
@@ -125,8 +130,9 @@ def demo(
         patience=0 if quick else 15,
         seed=seed,
         model_overrides=dict(model_overrides or {}),
+        qat_epochs=qat_epochs,
     )
-    variants = ["light", "light+hrf"] + ([] if quick else ["large"])
+    variants = ["light", "light+qhrf" if qat else "light+hrf"] + ([] if quick else ["large"])
     rows = []
     for variant in variants:
         cfg = _variant_config(base, variant)
