@@ -63,16 +63,22 @@ _FUSED = {"linear", "relu", "relu6"}
 class _RangeTracked:
     """Mixin: per-tensor activation ranges as non-trainable weights, and fake quantization.
 
-    A twin calls :meth:`_add_ranges` in ``build`` (after the base layer's weights, so that the
-    base weights come first in ``get_weights()``) and :meth:`_fq` in ``call``.
+    A twin lists its tensors in :meth:`_range_tags`; the mixin's ``build`` builds the base layer
+    first (so that its weights come first in ``get_weights()``) and then adds a ``(min, max)``
+    pair per tag. ``call`` fake-quantizes with :meth:`_fq`.
     """
 
     _calibrating = False  # True only inside calibrate()
 
-    def _add_ranges(self, tags: list[str]) -> None:
+    def _range_tags(self, input_shape) -> list[str]:
+        """The int8 tensors this twin fake-quantizes (default: its output)."""
+        del input_shape
+        return ["out"]
+
+    def build(self, input_shape):
+        super().build(input_shape)
         self._ranges = {}
-        self._calibrating = False
-        for tag in tags:
+        for tag in self._range_tags(input_shape):
             lo = self.add_weight(name=f"{tag}_min", shape=(), initializer="zeros", trainable=False)
             hi = self.add_weight(name=f"{tag}_max", shape=(), initializer="zeros", trainable=False)
             self._ranges[tag] = (lo, hi)
@@ -114,23 +120,26 @@ def _is_silu(activation) -> bool:
     return _act_name(activation) in ("silu", "swish")
 
 
+class _QuantizedKernel(_RangeTracked):
+    """Mixin for layers whose ``kernel`` property feeds their call (Dense, Conv): the kernel is
+    fake-quantized per output channel (last axis), except while calibrating, because the
+    converter calibrates activations with the float weights."""
+
+    @property
+    def kernel(self):
+        kernel = super().kernel
+        return kernel if self._calibrating else fake_quant_per_channel(kernel, axis=-1)
+
+
 @keras.saving.register_keras_serializable(package="keras_hrf")
-class QATDense(_RangeTracked, keras.layers.Dense):
+class QATDense(_QuantizedKernel, keras.layers.Dense):
     """``Dense`` with a per-channel fake-quantized kernel and a fake-quantized output.
 
     Same constructor and config as ``keras.layers.Dense``; shapes ``(..., d) -> (..., units)``.
     """
 
-    @property
-    def kernel(self):
-        # Float while calibrating: the converter calibrates activations with float weights.
-        kernel = super().kernel
-        return kernel if self._calibrating else fake_quant_per_channel(kernel, axis=-1)
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        fused = _act_name(self.activation) in _FUSED
-        self._add_ranges(["out"] if fused else ["pre", "out"])
+    def _range_tags(self, input_shape):
+        return ["out"] if _act_name(self.activation) in _FUSED else ["pre", "out"]
 
     def call(self, inputs, training=None):
         y = ops.matmul(inputs, self.kernel)
@@ -146,32 +155,23 @@ class QATDense(_RangeTracked, keras.layers.Dense):
 
 
 @keras.saving.register_keras_serializable(package="keras_hrf")
-class QATConv1D(_RangeTracked, keras.layers.Conv1D):
+class QATConv1D(_QuantizedKernel, keras.layers.Conv1D):
     """``Conv1D`` (TFLite CONV_2D) with per-channel fake-quantized kernel and output."""
-
-    @property
-    def kernel(self):
-        # Float while calibrating: the converter calibrates activations with float weights.
-        kernel = super().kernel
-        return kernel if self._calibrating else fake_quant_per_channel(kernel, axis=-1)
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._add_ranges(["out"])
 
     def call(self, inputs, training=None):
         return self._fq("out", super().call(inputs), training)
 
 
 @keras.saving.register_keras_serializable(package="keras_hrf")
-class QATDepthwiseConv1D(keras.layers.DepthwiseConv1D):
+class QATDepthwiseConv1D(_RangeTracked, keras.layers.DepthwiseConv1D):
     """``DepthwiseConv1D`` with its kernel fake-quantized per output channel (in x multiplier).
 
     No output quantization here: in our blocks a ``BatchNormalization`` follows, which the
     converter folds into this op, so the int8 tensor is the normalisation's output.
     """
 
-    _calibrating = False  # set by calibrate(): float kernel, as in the converter's calibration
+    def _range_tags(self, input_shape):
+        return []
 
     def call(self, inputs, training=None):
         kernel = self.kernel
@@ -202,10 +202,6 @@ class QATBatchNormalization(_RangeTracked, keras.layers.BatchNormalization):
     for folded batch norms), and only the ranges track the training batches.
     """
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._add_ranges(["out"])
-
     def call(self, inputs, training=None, mask=None):
         return self._fq("out", super().call(inputs, training=False, mask=mask), training)
 
@@ -213,10 +209,6 @@ class QATBatchNormalization(_RangeTracked, keras.layers.BatchNormalization):
 @keras.saving.register_keras_serializable(package="keras_hrf")
 class QATAdd(_RangeTracked, keras.layers.Add):
     """``Add`` (a residual connection) with a fake-quantized sum."""
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._add_ranges(["out"])
 
     def call(self, inputs, training=None):
         return self._fq("out", super().call(inputs), training)
@@ -226,10 +218,6 @@ class QATAdd(_RangeTracked, keras.layers.Add):
 class QATGlobalAveragePooling1D(_RangeTracked, keras.layers.GlobalAveragePooling1D):
     """Global average pooling (TFLite MEAN) with a fake-quantized output."""
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._add_ranges(["out"])
-
     def call(self, inputs, mask=None, training=None):
         return self._fq("out", super().call(inputs, mask=mask), training)
 
@@ -238,12 +226,10 @@ class QATGlobalAveragePooling1D(_RangeTracked, keras.layers.GlobalAveragePooling
 class QATLayerNorm(_RangeTracked, LayerNorm):
     """:class:`LayerNorm` with every int8 tensor of its TFLite graph fake-quantized."""
 
-    def build(self, input_shape):
-        super().build(input_shape)
+    def _range_tags(self, input_shape):
         tags = ["mean", "centred", "square", "var", "var_eps", "rsqrt", "normed"]
         tags += ["scaled"] if self.scale else []
-        tags += ["out"] if self.center else []
-        self._add_ranges(tags)
+        return tags + (["out"] if self.center else [])
 
     def call(self, x, training=None):
         fq = self._fq
@@ -267,12 +253,11 @@ class QATLayerNorm(_RangeTracked, LayerNorm):
 class QATMultiHeadAttentionCore(_RangeTracked, MultiHeadAttentionCore):
     """:class:`MultiHeadAttentionCore` with int8 logits, softmax and per-head context."""
 
-    def build(self, input_shapes):
-        super().build(input_shapes)
+    _training = None  # the training flag of the current call, for _attend
+
+    def _range_tags(self, input_shape):
         heads = self.num_heads if self.per_head else 1
-        tags = [f"{kind}{h}" for h in range(heads) for kind in ("logits", "context")]
-        self._add_ranges(tags + ["out"])
-        self._training = None
+        return [f"{kind}{h}" for h in range(heads) for kind in ("logits", "context")] + ["out"]
 
     def call(self, inputs, training=None):
         # _attend is called from the base class's call, which has no training argument.
@@ -296,10 +281,6 @@ class QATMultiHeadAttentionCore(_RangeTracked, MultiHeadAttentionCore):
 class QATActivation(_RangeTracked, keras.layers.Activation):
     """``Activation``; SiLU as TFLite runs it (int8 LOGISTIC, then MUL), output fq."""
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._add_ranges(["out"])
-
     def call(self, inputs, training=None):
         if _is_silu(self.activation) and not self._calibrating:
             y = inputs * _int8_sigmoid(inputs)
@@ -311,10 +292,6 @@ class QATActivation(_RangeTracked, keras.layers.Activation):
 @keras.saving.register_keras_serializable(package="keras_hrf")
 class QATGLU(_RangeTracked, GLU):
     """:class:`GLU` as TFLite runs it: int8 LOGISTIC of the gate, MUL, output fq."""
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._add_ranges(["out"])
 
     def call(self, x, training=None):
         if self._calibrating:
@@ -356,7 +333,6 @@ def calibrate(model: keras.Model, data: np.ndarray, batch_size: int = 50) -> Non
         batch_size: Batch size of the eager forward passes.
     """
     twins = [layer for layer in model.layers if isinstance(layer, _RangeTracked)]
-    depthwise = [layer for layer in model.layers if isinstance(layer, QATDepthwiseConv1D)]
     if not twins:
         raise ValueError("calibrate() needs a quantization-aware model (from qat.prepare)")
     data = np.asarray(data, "float32")
@@ -367,15 +343,13 @@ def calibrate(model: keras.Model, data: np.ndarray, batch_size: int = 50) -> Non
             # The converter widens every range to contain 0, so starting at 0 is the same rule.
             lo.assign(0.0)
             hi.assign(0.0)
-    for layer in twins + depthwise:
         layer._calibrating = True
     try:
         for start in range(0, len(data), batch_size):
             model(data[start : start + batch_size], training=False)
     finally:
-        for layer in twins + depthwise:
-            layer._calibrating = False
         for layer in twins:
+            layer._calibrating = False
             layer._ranges_set.assign(1.0)
 
 
