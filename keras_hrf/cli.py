@@ -38,6 +38,9 @@ EPILOGS = {
           keras-hrf reproduce --corpus ravdess --root DATA --seeds 3 --folds 6 --out results/x
           keras-hrf reproduce --corpus ravdess --root DATA --families conv_transformer \\
               --variants light light+hrf --out results/x     # resumable: run it again
+          keras-hrf reproduce --corpus ravdess --root DATA --families conv_transformer \
+              --variants light+hrf:expansion=4 light+hrf:sites=ffn_in/ffn_out \
+              light+hrf:factor_init=identity --out results/x   # an HRF ablation
         """,
     "quantization": """
         examples:
@@ -102,6 +105,10 @@ def _add_train_args(p):
     )
     p.add_argument("--hrf-depth", type=int, default=None, help="factors per HRF layer")
     p.add_argument("--hrf-init", choices=["glorot", "identity"], default=None)
+    p.add_argument(
+        "--hrf-lr-scale", type=float, default=None, help="learning-rate multiplier of the factors"
+    )
+    p.add_argument("--hrf-weight-decay", type=float, default=None, help="L2 penalty on the factors")
     p.add_argument(
         "--qat",
         action="store_true",
@@ -215,7 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--families", nargs="+", default=["conv_transformer", "conformer", "speechformer"]
     )
-    p.add_argument("--variants", nargs="+", default=["light", "light+hrf", "large"])
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        default=["light", "light+hrf", "large"],
+        help="light | light+hrf | light+qhrf | large; HRF options after ':' for an ablation, "
+        "e.g. light+hrf:expansion=4,factor_lr_scale=0.3 (keys of HRFConfig; '/' separates sites)",
+    )
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1)")
     p.add_argument("--folds", type=int, default=6, help="speaker folds")
     p.add_argument(
@@ -331,7 +344,14 @@ def _train_config(args, **extra):
         getattr(args, "hrf", False)
         or any(
             getattr(args, k, None) is not None
-            for k in ("hrf_expansion", "hrf_sites", "hrf_depth", "hrf_init")
+            for k in (
+                "hrf_expansion",
+                "hrf_sites",
+                "hrf_depth",
+                "hrf_init",
+                "hrf_lr_scale",
+                "hrf_weight_decay",
+            )
         )
         or args.qat
     ):
@@ -344,6 +364,10 @@ def _train_config(args, **extra):
             hrf["depth"] = args.hrf_depth
         if args.hrf_init is not None:
             hrf["factor_init"] = args.hrf_init
+        if args.hrf_lr_scale is not None:
+            hrf["factor_lr_scale"] = args.hrf_lr_scale
+        if args.hrf_weight_decay is not None:
+            hrf["factor_weight_decay"] = args.hrf_weight_decay
         if args.qat:
             hrf["quantize_merged"] = True
     kw = dict(

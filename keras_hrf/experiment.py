@@ -49,10 +49,67 @@ def load_features(
     return feats, manifest, params
 
 
+def parse_variant(variant: str) -> tuple[str, dict | None]:
+    """``(size, hrf options)`` of a variant name.
+
+    A name is one of :data:`VARIANTS`, optionally followed by HRF options for an ablation:
+    ``light+hrf:expansion=4``, ``light+hrf:sites=ffn_in/ffn_out,factor_init=identity``,
+    ``light+qhrf:factor_lr_scale=0.3`` (keys of :class:`~keras_hrf.models.HRFConfig`; ``/``
+    separates the sites). The options are checked by building the HRFConfig, so a typo is an
+    error before any training starts.
+
+    Raises:
+        ValueError: Unknown base name, options on a variant without HRF, a malformed or unknown
+            option.
+    """
+    from keras_hrf.models.hrf_config import HRFConfig
+
+    name, _, options = variant.partition(":")
+    if name not in VARIANTS:
+        raise ValueError(
+            f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}, optionally with "
+            "HRF options, e.g. light+hrf:expansion=4"
+        )
+    size, hrf = VARIANTS[name]
+    if not options:
+        return size, hrf
+    if hrf is None:
+        raise ValueError(f"variant {variant!r}: {name!r} has no HRF layers to set options on")
+    hrf = dict(hrf)
+    for item in options.split(","):
+        key, eq, value = item.partition("=")
+        if not eq or not key or not value:
+            raise ValueError(f"variant {variant!r}: expected KEY=VALUE options, got {item!r}")
+        hrf[key] = _option_value(key, value)
+    HRFConfig.from_any(hrf)  # validates keys and values now, not after hours of other runs
+    return size, hrf
+
+
+def _option_value(key: str, value: str):
+    if key == "sites":
+        return value.split("/")
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+def variant_dirname(variant: str) -> str:
+    """Folder name of a variant's runs (``light+hrf:expansion=4`` -> ``light_hrf_expansion-4``)."""
+    table = str.maketrans({"+": "_", ":": "_", ",": "_", "=": "-", "/": "-"})
+    return variant.translate(table)
+
+
 def _variant_config(base: TrainConfig, variant: str) -> TrainConfig:
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
-    size, hrf = VARIANTS[variant]
+    """``base`` for one variant; HRF options of ``base`` (e.g. ``--hrf-expansion``) apply to
+    every HRF variant, the variant's own options on top."""
+    size, hrf = parse_variant(variant)
+    if hrf is not None and base.hrf:
+        hrf = {**base.hrf, **hrf}
     return dataclasses.replace(base, size=size, hrf=hrf)
 
 
@@ -137,7 +194,7 @@ def demo(
     for variant in variants:
         cfg = _variant_config(base, variant)
         result = fit(cfg, feats, manifest, split, feature_params=params, progress=progress)
-        run_dir = save_run(result, out / "runs" / variant.replace("+", "_"))
+        run_dir = save_run(result, out / "runs" / variant_dirname(variant))
         rows.append(_row(family, variant, run_dir))
     table = pd.DataFrame(rows)
     reports.atomic_write_text(out / "REPORT.md", demo_report(table, corpus, manifest, split, base))
@@ -230,6 +287,8 @@ def reproduce(
     process is still running the rest).
     """
     out = Path(out)
+    for variant in variants:
+        parse_variant(variant)  # a typo fails now, not after hours of other runs
     base = base or TrainConfig()
     cache = out / "cache" if cache_dir is None else cache_dir
     feats, manifest, params = load_features(corpus, root, cache, progress=progress)
@@ -238,7 +297,7 @@ def reproduce(
     rows = []
     y_all, _ = encode_labels(manifest["emotion"])
     for family, fold, seed, variant in itertools.product(families, fold_ids, seeds, variants):
-        run_dir = out / "runs" / family / variant.replace("+", "_") / f"fold{fold}_seed{seed}"
+        run_dir = out / "runs" / family / variant_dirname(variant) / f"fold{fold}_seed{seed}"
         split = all_splits[fold]
         if report_only and not (run_dir / "metrics.json").is_file():
             continue
@@ -269,9 +328,11 @@ def reproduce(
 
 
 def summarize(table: pd.DataFrame) -> dict:
-    """Mean ± std per (family, variant) and the paired light+HRF - light comparison."""
-    from scipy import stats
+    """Mean ± std per (family, variant) and the paired comparisons against light.
 
+    Every light variant with HRF is paired with ``light`` by (fold, seed); option variants
+    (an ablation, see :func:`parse_variant`) are also paired with the default ``light+hrf``.
+    """
     groups = {}
     for (family, variant), g in table.groupby(["family", "variant"], sort=False):
         entry = {"runs": int(len(g))}
@@ -292,32 +353,60 @@ def summarize(table: pd.DataFrame) -> dict:
         groups[f"{family}/{variant}"] = entry
     paired: dict = {}
     paired_q: dict = {}
+    ablation: dict = {}
     for (family, variant), g2 in table.groupby(["family", "variant"], sort=False):
-        if variant not in ("light+hrf", "light+qhrf"):
+        size, hrf = parse_variant(variant)
+        if size != "light" or hrf is None:
             continue
         g = table[table.family == family]
-        a = g[g.variant == "light"].set_index(["fold", "seed"])["ua"]
         b = g2.set_index(["fold", "seed"])["ua"]
-        common = a.index.intersection(b.index)
-        if len(common) == 0:
+        entry = paired_difference(g[g.variant == "light"].set_index(["fold", "seed"])["ua"], b)
+        if entry is None:
             continue
-        d = (b.loc[common] - a.loc[common]).to_numpy(dtype=float)
-        entry = {
-            "pairs": int(d.size),
-            "mean_diff": float(d.mean()),
-            "std_diff": float(d.std(ddof=1)) if d.size > 1 else None,
-            "wins": int((d > 0).sum()),
-            "losses": int((d < 0).sum()),
-            "ties": int((d == 0).sum()),
-            "wilcoxon_p": None,
-        }
-        if d.size >= 5 and np.any(d != 0):
-            entry["wilcoxon_p"] = float(stats.wilcoxon(d).pvalue)
-        (paired if variant == "light+hrf" else paired_q)[family] = entry
+        if variant == "light+hrf":
+            paired[family] = entry
+        elif variant == "light+qhrf":
+            paired_q[family] = entry
+        default = g[g.variant == "light+hrf"].set_index(["fold", "seed"])["ua"]
+        entry = dict(entry)
+        entry["vs_default"] = None if variant == "light+hrf" else paired_difference(default, b)
+        ablation.setdefault(family, {})[variant] = entry
     out = {"groups": groups, "paired_ua_hrf_minus_light": paired}
     if paired_q:
         out["paired_ua_qhrf_minus_light"] = paired_q
+    if any(set(v) - {"light+hrf", "light+qhrf"} for v in ablation.values()):
+        out["ablation_ua_minus_light"] = ablation
     return out
+
+
+def paired_difference(a: pd.Series, b: pd.Series) -> dict | None:
+    """``b - a`` on the (fold, seed) pairs both have: mean, std, wins/losses, Wilcoxon p.
+
+    Args:
+        a, b: UA (fraction) indexed by ``(fold, seed)``.
+
+    Returns:
+        ``None`` when no pair is common; the Wilcoxon signed-rank p-value needs >= 5 pairs with
+        at least one non-zero difference (``None`` otherwise).
+    """
+    from scipy import stats
+
+    common = a.index.intersection(b.index)
+    if len(common) == 0:
+        return None
+    d = (b.loc[common] - a.loc[common]).to_numpy(dtype=float)
+    entry = {
+        "pairs": int(d.size),
+        "mean_diff": float(d.mean()),
+        "std_diff": float(d.std(ddof=1)) if d.size > 1 else None,
+        "wins": int((d > 0).sum()),
+        "losses": int((d < 0).sum()),
+        "ties": int((d == 0).sum()),
+        "wilcoxon_p": None,
+    }
+    if d.size >= 5 and np.any(d != 0):
+        entry["wilcoxon_p"] = float(stats.wilcoxon(d).pvalue)
+    return entry
 
 
 def verdict(p: dict) -> str:
@@ -371,18 +460,17 @@ def reproduce_report(
         for key, g in summary["groups"].items()
     ]
 
-    def paired_rows(paired: dict) -> list[list]:
+    def paired_cells(p: dict) -> list:
         return [
-            [
-                fam,
-                p["pairs"],
-                f"{100 * p['mean_diff']:+.2f}",
-                "-" if p["std_diff"] is None else f"{100 * p['std_diff']:.2f}",
-                f"{p['wins']}/{p['losses']}/{p['ties']}",
-                "-" if p["wilcoxon_p"] is None else f"{p['wilcoxon_p']:.3f}",
-            ]
-            for fam, p in paired.items()
+            p["pairs"],
+            f"{100 * p['mean_diff']:+.2f}",
+            "-" if p["std_diff"] is None else f"{100 * p['std_diff']:.2f}",
+            f"{p['wins']}/{p['losses']}/{p['ties']}",
+            "-" if p["wilcoxon_p"] is None else f"{p['wilcoxon_p']:.3f}",
         ]
+
+    def paired_rows(paired: dict) -> list[list]:
+        return [[fam, *paired_cells(p)] for fam, p in paired.items()]
 
     paired_head = ["family", "pairs", "mean diff", "std diff", "wins/losses/ties", "Wilcoxon p"]
     prow = paired_rows(summary["paired_ua_hrf_minus_light"])
@@ -397,6 +485,45 @@ def reproduce_report(
             "",
         ]
         if qhrf
+        else []
+    )
+    ablation = summary.get("ablation_ua_minus_light", {})
+    ablation_rows = [
+        [
+            fam,
+            variant,
+            *paired_cells(p),
+            "-" if not p["vs_default"] else f"{100 * p['vs_default']['mean_diff']:+.2f}",
+            "-" if not p["vs_default"] else f"{p['vs_default']['pairs']}",
+        ]
+        for fam, variants in ablation.items()
+        for variant, p in variants.items()
+    ]
+    ablation_section = (
+        [
+            "## HRF ablation: test UA minus light (points), paired by (fold, seed)",
+            "",
+            "Each HRF variant against the plain light model on the runs both have, and against "
+            "the default light+HRF on the runs both have (`vs light+hrf`). Options follow the "
+            "`:` of the variant name (keys of `HRFConfig`).",
+            "",
+            reports.markdown_table(
+                [
+                    "family",
+                    "variant",
+                    "pairs",
+                    "mean diff",
+                    "std diff",
+                    "wins/losses/ties",
+                    "Wilcoxon p",
+                    "vs light+hrf",
+                    "pairs",
+                ],
+                ablation_rows,
+            ),
+            "",
+        ]
+        if ablation
         else []
     )
     return "\n".join(
@@ -433,6 +560,7 @@ def reproduce_report(
             reports.markdown_table(paired_head, prow),
             "",
             *qhrf_section,
+            *ablation_section,
             "## Protocol",
             "",
             *(

@@ -55,6 +55,11 @@ class HRFDense(keras.layers.Layer):
         bias_initializer: Initialiser of the output bias.
         kernel_regularizer: Regulariser applied to the *merged* kernel (what is deployed).
         factor_regularizer: Regulariser applied to every factor (e.g. a separate weight decay).
+        factor_lr_scale: Learning-rate multiplier of the extra factors (all but the last, ``B``).
+            Implemented as a reparameterisation that works with any optimiser, Adam included
+            (which ignores a mere gradient scale): each extra factor is stored as ``A / s`` and
+            used as ``s * (A / s)``, so the function and the initial weights are unchanged while
+            an optimiser step of size ``lr`` on the stored variable moves ``A`` by ``s * lr``.
         quantize_merged: If True the forward pass uses the merged kernel fake-quantized per output
             channel to int8 (symmetric, as TFLite does), so that the factors learn a product that
             survives int8 conversion (quantization-aware HRF). Gradients pass straight through the
@@ -77,6 +82,7 @@ class HRFDense(keras.layers.Layer):
         kernel_regularizer=None,
         factor_regularizer=None,
         quantize_merged: bool = False,
+        factor_lr_scale: float = 1.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -99,6 +105,10 @@ class HRFDense(keras.layers.Layer):
             raise ValueError(
                 f"HRFDense: factor_init must be one of {FACTOR_INITS}, got {factor_init!r}"
             )
+        if not isinstance(factor_lr_scale, int | float) or not factor_lr_scale > 0:
+            raise ValueError(
+                f"HRFDense: factor_lr_scale must be a positive number, got {factor_lr_scale!r}"
+            )
         self.units = int(units)
         self.expansion = float(expansion)
         self.rank = None if rank is None else int(rank)
@@ -112,6 +122,7 @@ class HRFDense(keras.layers.Layer):
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.factor_regularizer = keras.regularizers.get(factor_regularizer)
         self.quantize_merged = bool(quantize_merged)
+        self.factor_lr_scale = float(factor_lr_scale)
         self.input_spec = keras.layers.InputSpec(min_ndim=2)
         self.supports_masking = True
 
@@ -140,7 +151,9 @@ class HRFDense(keras.layers.Layer):
                 self.add_weight(
                     name=f"factor_{i}",
                     shape=shape,
-                    initializer=self._factor_initializer(i, last),
+                    initializer=_Scaled(
+                        self._factor_initializer(i, last), 1.0 if last else 1 / self.factor_lr_scale
+                    ),
                     regularizer=self.factor_regularizer,
                 )
             )
@@ -165,6 +178,12 @@ class HRFDense(keras.layers.Layer):
         # identity on the first d coordinates, so the merged kernel equals B's first d rows.
         return _ZeroPaddedIdentity()
 
+    def factor(self, index: int, dtype=None):
+        """The ``index``-th factor of the chain as used in the forward pass (lr scale applied)."""
+        f = self._cast(self.factors[index], dtype)
+        last = index == len(self.factors) - 1
+        return f if last or self.factor_lr_scale == 1.0 else f * self.factor_lr_scale
+
     # --------------------------------------------------------------------------------- merging
     def merged_kernel(self, dtype=None):
         """The deploy-time kernel ``A_1·…·B`` of shape ``(d, units)``; differentiable.
@@ -173,9 +192,9 @@ class HRFDense(keras.layers.Layer):
             dtype: Compute dtype of the product, e.g. ``"float64"`` for exact merging
                 (default: the layer's variable dtype).
         """
-        kernel = self._cast(self.factors[0], dtype)
-        for factor in self.factors[1:]:
-            kernel = ops.matmul(kernel, self._cast(factor, dtype))
+        kernel = self.factor(0, dtype)
+        for i in range(1, len(self.factors)):
+            kernel = ops.matmul(kernel, self.factor(i, dtype))
         return kernel
 
     def merged_bias(self, dtype=None):
@@ -183,8 +202,8 @@ class HRFDense(keras.layers.Layer):
         if not self.inner_bias and not self.use_bias:
             return None
         bias = None
-        for i, factor in enumerate(self.factors):
-            f = self._cast(factor, dtype)
+        for i in range(len(self.factors)):
+            f = self.factor(i, dtype)
             if bias is not None:
                 bias = ops.matmul(bias[None, :], f)[0]
             if i < len(self.inner_biases):
@@ -242,8 +261,8 @@ class HRFDense(keras.layers.Layer):
         else:
             # Train-time form: apply the factors one after another (the paper's extra linear).
             y = inputs
-            for i, factor in enumerate(self.factors):
-                y = ops.matmul(y, factor)
+            for i in range(len(self.factors)):
+                y = ops.matmul(y, self.factor(i))
                 if i < len(self.inner_biases):
                     y = y + self.inner_biases[i]
             if self.bias is not None:
@@ -272,9 +291,29 @@ class HRFDense(keras.layers.Layer):
                 "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
                 "factor_regularizer": keras.regularizers.serialize(self.factor_regularizer),
                 "quantize_merged": self.quantize_merged,
+                "factor_lr_scale": self.factor_lr_scale,
             }
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package="keras_hrf")
+class _Scaled(keras.initializers.Initializer):
+    """Another initialiser's draw times a constant (the stored ``A / s`` of ``factor_lr_scale``)."""
+
+    def __init__(self, initializer, scale: float = 1.0):
+        self.initializer = keras.initializers.get(initializer)
+        self.scale = float(scale)
+
+    def __call__(self, shape, dtype=None):
+        value = self.initializer(shape, dtype=dtype)
+        return value if self.scale == 1.0 else value * self.scale
+
+    def get_config(self):
+        return {
+            "initializer": keras.initializers.serialize(self.initializer),
+            "scale": self.scale,
+        }
 
 
 @keras.saving.register_keras_serializable(package="keras_hrf")

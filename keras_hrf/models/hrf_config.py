@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import keras
+
 from keras_hrf.layers.hrf_dense import FACTOR_INITS
 
 #: Places in a Transformer block that HRF can expand. ``ffn_in`` is the paper's placement: an
@@ -30,6 +32,10 @@ class HRFConfig:
         factor_init: ``"glorot"`` or ``"identity"`` (see :class:`~keras_hrf.layers.HRFDense`).
         quantize_merged: Quantization-aware HRF: fake-quantize the merged kernel per output
             channel in the forward pass.
+        factor_lr_scale: Learning-rate multiplier of the extra factors (see
+            :class:`~keras_hrf.layers.HRFDense`); 1 trains them like every other weight.
+        factor_weight_decay: L2 penalty ``c * sum(w**2)`` on every factor (stored variables),
+            added to the loss; 0 (default) leaves the factors to the run's own weight decay.
     """
 
     sites: tuple[str, ...] = ("ffn_in",)
@@ -39,6 +45,8 @@ class HRFConfig:
     inner_bias: bool = False
     factor_init: str = "glorot"
     quantize_merged: bool = False
+    factor_lr_scale: float = 1.0
+    factor_weight_decay: float = 0.0
 
     def __post_init__(self):
         sites = (self.sites,) if isinstance(self.sites, str) else tuple(self.sites)
@@ -56,6 +64,14 @@ class HRFConfig:
             raise ValueError(f"HRFConfig: rank must be a positive integer, got {self.rank!r}")
         if not isinstance(self.depth, int) or self.depth < 2:
             raise ValueError(f"HRFConfig: depth must be an integer >= 2, got {self.depth!r}")
+        if not self.factor_lr_scale > 0:
+            raise ValueError(
+                f"HRFConfig: factor_lr_scale must be > 0, got {self.factor_lr_scale!r}"
+            )
+        if not self.factor_weight_decay >= 0:
+            raise ValueError(
+                f"HRFConfig: factor_weight_decay must be >= 0, got {self.factor_weight_decay!r}"
+            )
         if self.factor_init not in FACTOR_INITS:
             raise ValueError(
                 f"HRFConfig: factor_init must be one of {FACTOR_INITS}, got {self.factor_init!r}"
@@ -92,4 +108,10 @@ class HRFConfig:
             "inner_bias": self.inner_bias,
             "factor_init": self.factor_init,
             "quantize_merged": self.quantize_merged,
+            "factor_lr_scale": self.factor_lr_scale,
+            "factor_regularizer": (
+                keras.regularizers.L2(self.factor_weight_decay)
+                if self.factor_weight_decay
+                else None
+            ),
         }

@@ -85,6 +85,7 @@ def test_config_round_trip():
         activation="silu",
         factor_init="identity",
         quantize_merged=True,
+        factor_lr_scale=0.5,
         name="x",
     )
     clone = HRFDense.from_config(layer.get_config())
@@ -99,6 +100,7 @@ def test_config_round_trip():
         (dict(units=4, rank=0), "rank"),
         (dict(units=4, depth=1), "depth"),
         (dict(units=4, factor_init="orthogonal"), "factor_init"),
+        (dict(units=4, factor_lr_scale=0), "factor_lr_scale"),
     ],
 )
 def test_bad_arguments_have_clear_errors(kwargs, match):
@@ -121,3 +123,34 @@ def test_quantize_merged_uses_int8_grid_kernel():
     steps = effective / scale
     np.testing.assert_allclose(steps, np.round(steps), atol=1e-3)
     assert not np.allclose(effective, k)
+
+
+def test_factor_lr_scale_keeps_the_function_and_scales_the_extra_factors_steps():
+    """An Adam step moves the extra factors by ``s`` times as much; ``B`` and the start agree."""
+
+    def one_adam_step(scale):
+        keras.utils.set_random_seed(3)
+        layer = HRFDense(4, depth=3, inner_bias=True, factor_lr_scale=scale)
+        inp = keras.Input((6,))
+        model = keras.Model(inp, layer(inp))
+        # A tiny epsilon: Adam's default 1e-7 is not negligible next to the scaled gradients.
+        model.compile(optimizer=keras.optimizers.Adam(1e-2, epsilon=1e-12), loss="mse")
+        x = np.random.default_rng(0).normal(size=(16, 6)).astype("float32")
+        y = np.random.default_rng(1).normal(size=(16, 4)).astype("float32")
+        start = [layer.factor(i).numpy() for i in range(3)], model.predict(x, verbose=0)
+        model.fit(x, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
+        steps = [layer.factor(i).numpy() - f0 for i, f0 in enumerate(start[0])]
+        return start, steps, layer
+
+    (f1, out1), steps1, _ = one_adam_step(1.0)
+    (f4, out4), steps4, layer = one_adam_step(0.25)
+    for a, b in zip(f1, f4):  # same effective factors, hence the same function, at the start
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    np.testing.assert_allclose(out1, out4, rtol=1e-5, atol=1e-6)
+    for i in (0, 1):  # the extra factors: a quarter of the step
+        np.testing.assert_allclose(steps4[i], 0.25 * steps1[i], rtol=1e-3, atol=1e-7)
+    np.testing.assert_allclose(steps4[2], steps1[2], rtol=1e-3, atol=1e-7)  # B as usual
+    # The stored variable is A / s, and the merge uses the effective factors.
+    np.testing.assert_allclose(layer.factors[0].numpy() * 0.25, layer.factor(0).numpy())
+    expected = layer.factor(0).numpy() @ layer.factor(1).numpy() @ layer.factor(2).numpy()
+    np.testing.assert_allclose(layer.merged_kernel().numpy(), expected, rtol=1e-5, atol=1e-7)

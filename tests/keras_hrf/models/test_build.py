@@ -44,6 +44,19 @@ def test_hrf_sites_options():
     }
 
 
+def test_factor_options_reach_the_layers():
+    cfg = {"factor_lr_scale": 0.5, "factor_weight_decay": 1e-3}
+    m = models.build("conv_transformer", "light", hrf=cfg, input_shape=SHAPE, num_classes=4)
+    hrf = [layer for layer in m.layers if isinstance(layer, HRFDense)]
+    assert hrf and all(layer.factor_lr_scale == 0.5 for layer in hrf)
+    # The L2 penalty on the factors is part of the loss (and absent by default).
+    factors = [f for layer in hrf for f in layer.factors]
+    expected = 1e-3 * sum(float(np.sum(np.square(f.numpy()))) for f in factors)
+    assert float(np.sum([loss.numpy() for loss in m.losses])) == pytest.approx(expected, rel=1e-4)
+    plain_hrf = models.build("conv_transformer", "light", hrf=True, input_shape=SHAPE)
+    assert not plain_hrf.losses
+
+
 def test_count_macs_of_a_known_model():
     m = models.build(
         "conv_transformer",

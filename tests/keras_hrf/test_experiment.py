@@ -1,0 +1,95 @@
+"""experiment: variant names with HRF options (the ablation) and the paired summary."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from keras_hrf import experiment
+from keras_hrf.train import TrainConfig
+
+
+def test_variant_names_with_hrf_options():
+    assert experiment.parse_variant("light") == ("light", None)
+    assert experiment.parse_variant("light+qhrf") == ("light", {"quantize_merged": True})
+    size, hrf = experiment.parse_variant(
+        "light+hrf:sites=ffn_in/ffn_out,expansion=4,factor_init=identity,factor_lr_scale=0.3"
+    )
+    assert size == "light"
+    assert hrf == {
+        "sites": ["ffn_in", "ffn_out"],
+        "expansion": 4,
+        "factor_init": "identity",
+        "factor_lr_scale": 0.3,
+    }
+    assert experiment.parse_variant("light+qhrf:depth=3")[1] == {
+        "quantize_merged": True,
+        "depth": 3,
+    }
+    name = experiment.variant_dirname("light+hrf:sites=ffn_in/ffn_out,expansion=4")
+    assert name == "light_hrf_sites-ffn_in-ffn_out_expansion-4"
+    # Base HRF options (e.g. --hrf-expansion) apply to every HRF variant, the variant's on top.
+    base = TrainConfig(hrf={"expansion": 3, "depth": 3})
+    cfg = experiment._variant_config(base, "light+hrf:expansion=4")
+    assert cfg.hrf == {"expansion": 4, "depth": 3} and cfg.size == "light"
+    assert experiment._variant_config(base, "light").hrf is None
+
+
+@pytest.mark.parametrize(
+    "variant, match",
+    [
+        ("medium", "unknown variant"),
+        ("light:expansion=4", "no HRF layers"),
+        ("light+hrf:expansion", "KEY=VALUE"),
+        ("light+hrf:expanson=4", "unknown option"),
+        ("light+hrf:expansion=0.5", "expansion must be >= 1"),
+        ("light+hrf:sites=ffn_in/fnn", "unknown site"),
+        ("light+hrf:factor_lr_scale=0", "factor_lr_scale"),
+    ],
+)
+def test_bad_variant_names_are_refused_before_training(variant, match, tmp_path):
+    with pytest.raises(ValueError, match=match):
+        experiment.parse_variant(variant)
+    with pytest.raises(ValueError, match=match):  # before any corpus is read
+        experiment.reproduce("synthetic", tmp_path / "missing", tmp_path, variants=[variant])
+
+
+def _runs(effects: dict[str, float], pairs: int = 6) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.4, 0.5, pairs)
+    rows = []
+    for variant, effect in effects.items():
+        noise = rng.normal(0, 0.005, pairs) if variant != "light" else 0
+        for i, ua in enumerate(base + effect + noise):
+            rows.append(dict(family="conformer", variant=variant, fold=i, seed=0, ua=ua))
+    table = pd.DataFrame(rows)
+    for col in ("wa", "macro_f1", "int8_ua", "int8_agreement"):
+        table[col] = table["ua"]
+    for col in ("params_train", "params_deployed", "macs_deployed"):
+        table[col] = 1000
+    table["flatbuffer_bytes"] = table["arena_bytes"] = 100
+    return table
+
+
+def test_ablation_is_paired_with_light_and_with_the_default_hrf():
+    effects = {"light": 0.0, "light+hrf": 0.01, "light+hrf:expansion=4": 0.05, "large": 0.1}
+    summary = experiment.summarize(_runs(effects))
+    ablation = summary["ablation_ua_minus_light"]["conformer"]
+    assert set(ablation) == {"light+hrf", "light+hrf:expansion=4"}  # large is not an HRF variant
+    wide = ablation["light+hrf:expansion=4"]
+    assert (
+        wide["pairs"] == 6
+        and wide["wins"] == 6
+        and wide["mean_diff"] == pytest.approx(0.05, abs=0.01)
+    )
+    assert wide["vs_default"]["mean_diff"] == pytest.approx(0.04, abs=0.01)
+    assert ablation["light+hrf"]["vs_default"] is None
+    assert summary["paired_ua_hrf_minus_light"]["conformer"]["mean_diff"] == pytest.approx(
+        0.01, abs=0.01
+    )
+    report = experiment.reproduce_report(summary, "ravdess", 6)
+    assert "## HRF ablation" in report
+    assert "| conformer | light+hrf:expansion=4 | 6 | +" in report
+    # Without option variants there is no ablation section.
+    plain = experiment.summarize(_runs({"light": 0.0, "light+hrf": 0.01}))
+    assert "ablation_ua_minus_light" not in plain
+    assert "## HRF ablation" not in experiment.reproduce_report(plain, "ravdess", 6)
