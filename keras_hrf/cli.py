@@ -279,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="run folder whose labels / feature params / normaliser to use",
     )
+    p.add_argument(
+        "--layer-norm",
+        choices=["rsqrt", "l2"],
+        default=None,
+        help="TFLite form of every LayerNorm (same float function): rsqrt (as trained) or l2 "
+        "(L2_NORMALIZATION, precise on quiet frames; better int8 for the conformer)",
+    )
     p.add_argument("--overwrite", action="store_true")
 
     p = add("check", "run an int8 .tflite under LiteRT and TFLite Micro and report")
@@ -586,6 +593,7 @@ def _cmd_convert(args):
             "hrf": meta_run.config.hrf,
         },
         overwrite=args.overwrite,
+        layer_norm=args.layer_norm,
     )
     print(result.report.to_markdown())
     print(f"device artefacts written to {args.out}")

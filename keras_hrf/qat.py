@@ -224,26 +224,36 @@ class QATGlobalAveragePooling1D(_RangeTracked, keras.layers.GlobalAveragePooling
 
 @keras.saving.register_keras_serializable(package="keras_hrf")
 class QATLayerNorm(_RangeTracked, LayerNorm):
-    """:class:`LayerNorm` with every int8 tensor of its TFLite graph fake-quantized."""
+    """:class:`LayerNorm` with every int8 tensor of its TFLite graph (either lowering)
+    fake-quantized."""
 
     def _range_tags(self, input_shape):
-        tags = ["mean", "centred", "square", "var", "var_eps", "rsqrt", "normed"]
-        tags += ["scaled"] if self.scale else []
+        if self.lowering == "l2":
+            # L2_NORMALIZATION's output has a fixed scale; "scaled" is the MUL by sqrt(d)*gamma.
+            tags = ["mean", "centred", "scaled"]
+        else:
+            tags = ["mean", "centred", "square", "var", "var_eps", "rsqrt", "normed"]
+            tags += ["scaled"] if self.scale else []
         return tags + (["out"] if self.center else [])
 
     def call(self, x, training=None):
         fq = self._fq
         mean = fq("mean", ops.mean(x, axis=-1, keepdims=True), training)
         centred = fq("centred", x - mean, training)
-        square = fq("square", centred * centred, training)
-        var = fq("var", ops.mean(square, axis=-1, keepdims=True), training)
-        var_eps = fq("var_eps", var + self.epsilon, training)
-        # An int8 variance can round to 0, where TFLite's RSQRT saturates at its output range;
-        # the floor keeps the float twin finite (rsqrt(0) = inf would make NaN gradients).
-        rsqrt = fq("rsqrt", ops.rsqrt(ops.maximum(var_eps, self.epsilon)), training)
-        y = fq("normed", centred * rsqrt, training)
-        if self.gamma is not None:
-            y = fq("scaled", y * self.gamma, training)
+        if self.lowering == "l2":
+            normed = fake_quant_fixed(self._l2_normalize(centred), 1 / 128, 0)
+            y = fq("scaled", normed * self._unit_gain(x.shape[-1]), training)
+        else:
+            square = fq("square", centred * centred, training)
+            var = fq("var", ops.mean(square, axis=-1, keepdims=True), training)
+            var_eps = fq("var_eps", var + self.epsilon, training)
+            # An int8 variance can round to 0, where TFLite's RSQRT saturates at its output
+            # range; the floor keeps the float twin finite (rsqrt(0) = inf would make NaN
+            # gradients).
+            rsqrt = fq("rsqrt", ops.rsqrt(ops.maximum(var_eps, self.epsilon)), training)
+            y = fq("normed", centred * rsqrt, training)
+            if self.gamma is not None:
+                y = fq("scaled", y * self.gamma, training)
         if self.beta is not None:
             y = fq("out", y + self.beta, training)
         return y

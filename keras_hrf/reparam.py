@@ -142,3 +142,30 @@ def merge(model: keras.Model) -> keras.Model:
         )
 
     return rewrite(model, to_dense, weights_for=lambda layer: layer.merged_weights())
+
+
+def set_layer_norm_lowering(model: keras.Model, lowering: str) -> keras.Model:
+    """The model with every :class:`~keras_hrf.layers.LayerNorm` set to ``lowering``.
+
+    The float function is unchanged (see :mod:`keras_hrf.layers.layer_norm`): this only picks
+    which TFLite ops the normalisations convert to, e.g. ``"l2"`` for a trained model whose
+    ``"rsqrt"`` int8 graph loses accuracy on quiet frames.
+
+    Args:
+        model: A functional (or Sequential) model.
+        lowering: One of :data:`keras_hrf.layers.layer_norm.LOWERINGS`.
+
+    Returns:
+        A new model (weights copied); the input model is left untouched.
+    """
+    from keras_hrf.layers.layer_norm import LOWERINGS, LayerNorm
+
+    if lowering not in LOWERINGS:
+        raise ValueError(f"LayerNorm lowering must be one of {LOWERINGS}, got {lowering!r}")
+
+    def relower(layer):
+        if type(layer) is not LayerNorm:  # a QAT twin mirrors one lowering: strip it first
+            return None
+        return LayerNorm.from_config({**layer.get_config(), "lowering": lowering})
+
+    return rewrite(model, relower)

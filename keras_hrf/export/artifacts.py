@@ -27,6 +27,7 @@ from keras_hrf.export import csource, frontend_tables, quant
 from keras_hrf.export.check import CheckReport, run_check
 from keras_hrf.export.convert import convert
 from keras_hrf.export.flatbuffer import ConversionError
+from keras_hrf.layers.layer_norm import LayerNorm
 
 #: Version of the ``model_meta.json`` layout; a loader refuses newer versions.
 META_SCHEMA_VERSION = 1
@@ -302,6 +303,7 @@ def export(
     merge: bool = False,
     num_samples: int = 200,
     seed: int = 0,
+    layer_norm: str | None = None,
 ) -> ExportResult:
     """Convert, check and write everything a device needs into ``out_dir``.
 
@@ -329,6 +331,9 @@ def export(
         overwrite: Replace an existing ``out_dir``; without it an existing folder is an error.
         merge: Merge HRF layers instead of refusing a model that has them.
         num_samples: Representative dataset size for int8 calibration.
+        layer_norm: Convert every LayerNorm with this lowering (``"rsqrt"`` or ``"l2"``, see
+            :mod:`keras_hrf.layers.layer_norm`; the float function is unchanged); ``None``
+            keeps the model's own.
         seed: Seed of the calibration subset and of the default check samples.
 
     Returns:
@@ -349,6 +354,8 @@ def export(
         raise ConversionError("export needs a functional keras.Model with one input")
     shape = tuple(int(n) for n in model.inputs[0].shape[1:])
     labels = _validate_export_args(model, labels, feature_params, normalizer, shape)
+    if layer_norm is not None:
+        model = reparam.set_layer_norm_lowering(model, layer_norm)
 
     had_hrf = reparam.has_hrf(model)
     hrf_names = [layer.name for layer in reparam.hrf_layers(model)]
@@ -384,6 +391,9 @@ def export(
         "input_shape": list(shape),
         "merged_from_hrf": had_hrf,
         "hrf_layers": hrf_names,
+        "layer_norm_lowering": sorted(
+            {layer.lowering for layer in deployed.layers if isinstance(layer, LayerNorm)}
+        ),
     }
     meta = {
         "schema_version": META_SCHEMA_VERSION,

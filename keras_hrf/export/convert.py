@@ -181,6 +181,7 @@ def convert(
     seed: int = 0,
     *,
     strict: bool = True,
+    layer_norm: str | None = None,
 ) -> bytes:
     """Convert a (merged) Keras model to a TFLite flatbuffer that runs under TFLite Micro.
 
@@ -198,6 +199,9 @@ def convert(
         strict: Refuse a flatbuffer with problems (the default). ``False`` returns it anyway, to
             inspect it (:func:`keras_hrf.export.flatbuffer.problems`, :func:`check`) or to
             measure an unmerged HRF model (converted as trained); never deploy such a model.
+        layer_norm: Convert every LayerNorm with this lowering (``"rsqrt"`` or ``"l2"``, see
+            :mod:`keras_hrf.layers.layer_norm`; the float function is unchanged); ``None``
+            keeps the model's own.
 
     Returns:
         The flatbuffer, after :func:`keras_hrf.export.flatbuffer.validate` found no problem.
@@ -225,6 +229,11 @@ def convert(
         # else (strict=False): converted as trained, to measure what merging saves.
     if num_samples < 1:
         raise ConversionError(f"num_samples must be >= 1, got {num_samples}")
+    if layer_norm is not None:
+        try:
+            model = reparam.set_layer_norm_lowering(model, layer_norm)
+        except ValueError as e:
+            raise ConversionError(str(e)) from e
     converter = make_converter(model, representative_data, quantization, num_samples, seed)
     try:
         with _quiet():

@@ -1,14 +1,29 @@
-"""A LayerNorm written as mean / variance / rsqrt, so that its int8 TFLite graph is all-integer.
+"""A LayerNorm whose int8 TFLite graph is all-integer, in one of two lowerings.
 
 Keras' ``LayerNormalization`` converts to a graph that keeps float ``NEG``/``DEQUANTIZE`` steps
-after full-integer quantization (see DESIGN.md); this one lowers to MEAN, SUB, MUL, ADD and RSQRT,
-all of which have int8 kernels in TFLite and TFLite Micro.
+after full-integer quantization (see DESIGN.md). This layer lowers either to
+
+- ``"rsqrt"`` (default): MEAN, SUB, SQUARED_DIFFERENCE/MUL, MEAN, ADD, RSQRT, MUL: the variance
+  is an int8 tensor whose range is set by the loudest frame in the calibration data, so a quiet
+  frame's variance sits a few int8 steps above zero and its reciprocal square root is coarse;
+- ``"l2"``: MEAN, SUB, L2_NORMALIZATION, MUL, ADD: TFLite's integer L2 normalisation computes
+  each frame's sum of squares and its inverse square root in 32-bit fixed point, so the
+  normalisation is as precise for quiet frames as for loud ones; its output is int8 with the
+  fixed scale 1/128.
+
+Both compute the same function in float: ``(x - mean) / sqrt(var + eps)`` for ``"rsqrt"`` and
+``(x - mean) / sqrt(max(var, eps))`` for ``"l2"``, which differ only for frames whose variance
+is within an order of magnitude of ``eps`` (1e-5). The lowering is therefore a conversion
+choice that a trained model can switch (:func:`keras_hrf.reparam.set_layer_norm_lowering`).
 """
 
 from __future__ import annotations
 
 import keras
 from keras import ops
+
+#: Graph forms of :class:`LayerNorm` (see the module docstring).
+LOWERINGS = ("rsqrt", "l2")
 
 
 @keras.saving.register_keras_serializable(package="keras_hrf")
@@ -18,19 +33,32 @@ class LayerNorm(keras.layers.Layer):
     Input and output shape: ``(..., d)``.
 
     Args:
-        epsilon: Added to the variance before the reciprocal square root.
+        epsilon: Added to the variance before the reciprocal square root (``"rsqrt"``), or its
+            floor (``"l2"``).
         center: Whether to add the learned offset ``beta``.
         scale: Whether to multiply by the learned gain ``gamma``.
+        lowering: ``"rsqrt"`` or ``"l2"``: which TFLite ops the layer converts to (module
+            docstring); the float function is the same.
         **kwargs: Base ``Layer`` arguments.
     """
 
-    def __init__(self, epsilon: float = 1e-5, center: bool = True, scale: bool = True, **kwargs):
+    def __init__(
+        self,
+        epsilon: float = 1e-5,
+        center: bool = True,
+        scale: bool = True,
+        lowering: str = "rsqrt",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if not epsilon > 0:
             raise ValueError(f"LayerNorm: epsilon must be > 0, got {epsilon!r}")
+        if lowering not in LOWERINGS:
+            raise ValueError(f"LayerNorm: lowering must be one of {LOWERINGS}, got {lowering!r}")
         self.epsilon = float(epsilon)
         self.center = bool(center)
         self.scale = bool(scale)
+        self.lowering = lowering
         self.supports_masking = True
 
     def build(self, input_shape):
@@ -45,19 +73,47 @@ class LayerNorm(keras.layers.Layer):
     def call(self, x):
         mean = ops.mean(x, axis=-1, keepdims=True)
         centred = x - mean
-        # centred * centred (not ops.square) keeps the graph to MUL, which every runtime has.
-        var = ops.mean(centred * centred, axis=-1, keepdims=True)
-        y = centred * ops.rsqrt(var + self.epsilon)
-        if self.gamma is not None:
-            y = y * self.gamma
+        if self.lowering == "l2":
+            y = self._l2_normalize(centred) * self._unit_gain(x.shape[-1])
+        else:
+            # centred * centred (not ops.square) keeps the graph to MUL, which every runtime has.
+            var = ops.mean(centred * centred, axis=-1, keepdims=True)
+            y = centred * ops.rsqrt(var + self.epsilon)
+            if self.gamma is not None:
+                y = y * self.gamma
         if self.beta is not None:
             y = y + self.beta
         return y
+
+    def _l2_normalize(self, centred):
+        """``centred / ||centred||`` as the converter's L2_NORMALIZATION pattern wants it."""
+        import tensorflow as tf
+
+        d = centred.shape[-1]
+        # A zero bias keeps the converter from fusing SUB and the square into
+        # SQUARED_DIFFERENCE before it looks for the L2-normalisation pattern; it is folded
+        # away afterwards (the op list is checked in the tests).
+        centred = tf.nn.bias_add(centred, tf.zeros((d,), centred.dtype))
+        # ||c||^2 = d * var, so the floor d * eps is the "max(var, eps)" of the docstring.
+        return tf.math.l2_normalize(centred, axis=-1, epsilon=d * self.epsilon)
+
+    def _unit_gain(self, d: int):
+        """``sqrt(d) * gamma``: from unit norm to unit variance, then the learned gain (one
+        constant, so the graph has one MUL after L2_NORMALIZATION)."""
+        gain = float(d) ** 0.5
+        return gain if self.gamma is None else self.gamma * gain
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
         config = super().get_config()
-        config.update({"epsilon": self.epsilon, "center": self.center, "scale": self.scale})
+        config.update(
+            {
+                "epsilon": self.epsilon,
+                "center": self.center,
+                "scale": self.scale,
+                "lowering": self.lowering,
+            }
+        )
         return config

@@ -209,6 +209,26 @@ def test_float32_conversion_and_predict_match_keras(light, corpus):
     assert int8_logits.shape == (4, len(corpus["labels"])) and int8_logits.dtype == np.float32
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_layer_norm_l2_lowering_converts_to_l2_normalization(family, tiny_data):
+    """The same float model, every LayerNorm as TFLite's integer L2_NORMALIZATION instead."""
+    model = _perturb(models.build(family, "light", input_shape=TINY_SHAPE, num_classes=3, seed=0))
+    rsqrt = tflite.parse(tflite.convert(model, tiny_data, num_samples=16)).op_names
+    flat = tflite.convert(model, tiny_data, num_samples=16, layer_norm="l2")
+    l2 = tflite.parse(flat).op_names
+    assert "RSQRT" in rsqrt and "L2_NORMALIZATION" not in rsqrt
+    assert "RSQRT" not in l2 and l2.count("L2_NORMALIZATION") == rsqrt.count("RSQRT")
+    relowered = reparam.set_layer_norm_lowering(model, "l2")
+    np.testing.assert_allclose(
+        relowered.predict(tiny_data, verbose=0), model.predict(tiny_data, verbose=0), atol=1e-3
+    )
+    # It runs in both runtimes (fidelity is measured on trained models: results/ravdess).
+    report = tflite.check(flat, tiny_data[:4], keras_model=relowered)
+    assert report.ok, report.problems + report.tflm_errors
+    with pytest.raises(tflite.ConversionError, match="lowering"):
+        tflite.convert(model, tiny_data, layer_norm="l1")
+
+
 # ------------------------------------------------------------------------------ clear errors
 
 

@@ -7,9 +7,10 @@ import pytest
 from keras_hrf.layers import GLU, LayerNorm, MultiHeadAttentionCore
 
 
-def test_layer_norm_matches_keras_layer_normalization():
+@pytest.mark.parametrize("lowering", ["rsqrt", "l2"])
+def test_layer_norm_matches_keras_layer_normalization(lowering):
     x = np.random.default_rng(0).normal(2, 3, size=(2, 5, 8)).astype("float32")
-    ours = LayerNorm(epsilon=1e-5)
+    ours = LayerNorm(epsilon=1e-5, lowering=lowering)
     ref = keras.layers.LayerNormalization(epsilon=1e-5)
     ours.build(x.shape)
     ref.build(x.shape)
@@ -18,7 +19,23 @@ def test_layer_norm_matches_keras_layer_normalization():
     ours.set_weights([g, b])
     ref.set_weights([g, b])
     np.testing.assert_allclose(ours(x).numpy(), ref(x).numpy(), atol=1e-5)
-    assert LayerNorm.from_config(ours.get_config()).epsilon == 1e-5
+    clone = LayerNorm.from_config(ours.get_config())
+    assert clone.epsilon == 1e-5 and clone.lowering == lowering
+    with pytest.raises(ValueError, match="lowering"):
+        LayerNorm(lowering="l1")
+
+
+def test_layer_norm_lowerings_differ_only_near_epsilon():
+    """rsqrt(var + eps) vs rsqrt(max(var, eps)): equal unless the variance is close to eps."""
+    rng = np.random.default_rng(0)
+    constant = np.full((1, 1, 8), 3.0, "float32")  # variance 0: both give beta (here 0)
+    quiet = (1e-3 * rng.normal(size=(1, 1, 8))).astype("float32")  # variance ~1e-6 < eps
+    norms = {lw: LayerNorm(lowering=lw, center=False) for lw in ("rsqrt", "l2")}
+    for layer in norms.values():
+        np.testing.assert_allclose(layer(constant).numpy(), 0, atol=1e-6)
+    ratio = norms["l2"](quiet).numpy() / norms["rsqrt"](quiet).numpy()
+    var = quiet.var()
+    np.testing.assert_allclose(ratio, np.sqrt((var + 1e-5) / 1e-5), rtol=1e-3)
 
 
 def _reference_attention(q, k, v, heads, window=None, mask=None):
