@@ -213,6 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also fine-tune without fake quantization (then PTQ): what more epochs alone give",
     )
     p.add_argument(
+        "--l2",
+        action="store_true",
+        help="also convert each merged model with LayerNorm as L2_NORMALIZATION (method ptq_l2)",
+    )
+    p.add_argument(
         "--report-only", action="store_true", help="fine-tune nothing: summarise what exists"
     )
 
@@ -481,6 +486,7 @@ def _cmd_quantization(args):
         cache_dir=args.cache,
         run_qat=not args.report_only,
         control=args.control,
+        layer_norm_l2=args.l2,
     )
     print((Path(args.out) / "QUANT.md").read_text())
     return 0

@@ -11,7 +11,10 @@ same speaker folds and seeds, three ways to get the int8 model of a light+HRF mo
 - ``ft`` (with ``control=True``): the same fine-tuning without fake quantization, then PTQ, in
   ``<run>/ft/``; QAT's gain over PTQ is only QAT's if it exceeds this control's;
 - ``qhrf``: light+HRF trained with the merged kernel fake-quantized (``quantize_merged``),
-  then PTQ (``runs/<family>/light_qhrf``, trained by ``reproduce --variants light+qhrf``).
+  then PTQ (``runs/<family>/light_qhrf``, trained by ``reproduce --variants light+qhrf``);
+- ``ptq_l2`` (with ``layer_norm_l2=True``): PTQ of the same merged model with every LayerNorm
+  lowered to TFLite's integer L2_NORMALIZATION (same float function, see
+  :mod:`keras_hrf.layers.layer_norm`), in ``<run>/ptq_l2/``.
 
 Writes ``quantization.json`` (per family and method: mean float UA, int8 UA, argmax agreement,
 the number of runs and the largest LiteRT-vs-TFLM output difference) and ``QUANT.md``, with
@@ -32,8 +35,16 @@ from data_prep import splits
 from keras_hrf import reports
 from keras_hrf.metrics import classification_metrics
 
-METHODS = ("ptq", "ft", "qat", "qhrf")
-_VARIANT_DIR = {"ptq": "light_hrf", "ft": "light_hrf", "qat": "light_hrf", "qhrf": "light_qhrf"}
+METHODS = ("ptq", "ptq_l2", "ft", "qat", "qhrf")
+_VARIANT_DIR = {
+    "ptq": "light_hrf",
+    "ptq_l2": "light_hrf",
+    "ft": "light_hrf",
+    "qat": "light_hrf",
+    "qhrf": "light_qhrf",
+}
+#: Methods computed here and stored in a sub-folder of the light+HRF run.
+_TUNED = ("qat", "ft", "ptq_l2")
 
 
 def runtime_max_diff(flat: bytes, x: np.ndarray) -> int:
@@ -121,8 +132,37 @@ def _qat_run(
     return result
 
 
+def _relowered_run(run_dir: Path, feats, y_all, split, lowering: str = "l2") -> dict:
+    """PTQ of one run's merged model with its LayerNorms lowered to ``lowering``; resumable
+    (``<run>/ptq_<lowering>/metrics.json``)."""
+    from keras_hrf import reparam, tflite
+    from keras_hrf.runs import load_run
+
+    out = run_dir / f"ptq_{lowering}"
+    if (out / "metrics.json").is_file():
+        return json.loads((out / "metrics.json").read_text())
+    started = time.perf_counter()
+    run = load_run(run_dir)
+    x_test, y_test = run.normalizer.transform(feats[split.test]), y_all[split.test]
+    model = reparam.set_layer_norm_lowering(run.merged, lowering)
+    y_float = model.predict(x_test, verbose=0, batch_size=256).argmax(-1)
+    flat = tflite.convert(model, np.load(run_dir / "representative.npy"))
+    y_int8 = tflite.predict_int8(flat, x_test).argmax(-1)
+    result = {
+        "layer_norm": lowering,
+        "float": classification_metrics(y_test, y_float, run.labels),
+        "int8": classification_metrics(y_test, y_int8, run.labels),
+        "agreement": float(np.mean(y_int8 == y_float)),
+        "litert_tflm_max_diff": runtime_max_diff(flat, x_test),
+        "seconds": float(time.perf_counter() - started),
+    }
+    out.mkdir(exist_ok=True)
+    reports.atomic_write_json(out / "metrics.json", result)
+    return result
+
+
 def _row(method: str, run_dir: Path, qat_metrics: dict | None) -> dict | None:
-    if method in ("qat", "ft"):
+    if method in _TUNED:
         if qat_metrics is None:
             return None
         return {
@@ -159,6 +199,7 @@ def quantization_study(
     cache_dir: str | Path | None = None,
     run_qat: bool = True,
     control: bool = False,
+    layer_norm_l2: bool = False,
     progress: bool = True,
 ) -> dict:
     """Compare PTQ, QAT and quantization-aware HRF on the reproduction's runs (see module doc).
@@ -176,6 +217,8 @@ def quantization_study(
         run_qat: Fine-tune missing QAT runs (``False`` only summarises what exists).
         control: Also fine-tune each model the same way *without* fake quantization, then PTQ
             (method ``ft``): separates what QAT gains from what more epochs gain.
+        layer_norm_l2: Also convert each merged model with the ``"l2"`` LayerNorm lowering
+            (method ``ptq_l2``; no training, ~1 minute per run).
         progress: Progress bars.
 
     Returns:
@@ -200,7 +243,7 @@ def quantization_study(
             for seed in seeds:
                 name = f"fold{fold}_seed{seed}"
                 base = out / "runs" / family / _VARIANT_DIR["qat"] / name
-                tuned = {"qat": None, "ft": None}
+                tuned = {}
                 if (base / "metrics.json").is_file():
                     for method, cfg in (("qat", qat_config), ("ft", control_config)):
                         wanted = run_qat and (method == "qat" or control)
@@ -208,6 +251,8 @@ def quantization_study(
                             tuned[method] = _qat_run(
                                 base, feats, y_all, all_splits[fold], cfg, progress, method
                             )
+                    if layer_norm_l2 or (base / "ptq_l2" / "metrics.json").is_file():
+                        tuned["ptq_l2"] = _relowered_run(base, feats, y_all, all_splits[fold])
                 for method in METHODS:
                     row = _row(
                         method,
@@ -303,6 +348,8 @@ def quant_report_md(summary: dict, rows: list[dict]) -> str:
             "reproduction's speaker folds; `int8 loss` is float UA minus int8 UA in points",
             "(mean over runs; each method's float UA is its own float model's); `int8 UA vs ptq`",
             "is the mean paired difference of int8 UA to PTQ's on the same (fold, seed).",
+            "`ptq_l2` is PTQ of the same merged model with every LayerNorm converted to TFLite's",
+            "integer L2_NORMALIZATION instead of MEAN/RSQRT (same float function).",
             "",
             reports.markdown_table(
                 [

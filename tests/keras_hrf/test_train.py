@@ -123,10 +123,19 @@ def test_reproduce_resumes_and_backfills_int8(synthetic_root, tmp_path, tiny):
 
     study = dict(families=["conv_transformer"], seeds=[0], folds=[0], n_folds=3, progress=False)
     summary = quantization_study(
-        "synthetic", synthetic_root, tmp_path, qat_config=QATConfig(epochs=1), control=True, **study
+        "synthetic",
+        synthetic_root,
+        tmp_path,
+        qat_config=QATConfig(epochs=1),
+        control=True,
+        layer_norm_l2=True,
+        **study,
     )
     ct = summary["conv_transformer"]
-    assert ct["ptq"]["n"] == ct["qat"]["n"] == ct["ft"]["n"] == 1 and "qhrf" not in ct
+    assert ct["ptq"]["n"] == ct["qat"]["n"] == ct["ft"]["n"] == ct["ptq_l2"]["n"] == 1
+    assert "qhrf" not in ct
+    # The l2 lowering changes the int8 graph, not the float model.
+    assert ct["ptq_l2"]["float_ua"] == pytest.approx(ct["ptq"]["float_ua"], abs=0.02)
     assert 0 <= ct["qat"]["agreement"] <= 1 and ct["qat"]["litert_tflm_max_diff"] >= 0
     assert json.loads((tmp_path / "quantization.json").read_text()) == summary
     assert "| conv_transformer | qat | 1 |" in (tmp_path / "QUANT.md").read_text()
