@@ -77,26 +77,37 @@ def capture_output():
 # ------------------------------------------------------------------------------------ runtimes
 
 
-def litert_interpreter(tflite_bytes: bytes):
-    """A LiteRT interpreter as the reference runtime: 1 thread, no default delegates."""
+def litert_interpreter(tflite_bytes: bytes, reference_kernels: bool = False):
+    """A LiteRT interpreter as the reference runtime: 1 thread, no default delegates.
+
+    Args:
+        tflite_bytes: The flatbuffer.
+        reference_kernels: Use LiteRT's reference kernels instead of its optimised ones (what
+            phones run): a yardstick for how much two correct int8 kernel sets disagree.
+    """
     from ai_edge_litert import interpreter as litert
 
+    resolver = (
+        litert.OpResolverType.BUILTIN_REF
+        if reference_kernels
+        else litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    )
     it = litert.Interpreter(
-        model_content=bytes(tflite_bytes),
-        num_threads=1,
-        experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        model_content=bytes(tflite_bytes), num_threads=1, experimental_op_resolver_type=resolver
     )
     it.allocate_tensors()
     return it
 
 
-def run_litert(tflite_bytes: bytes, inputs: np.ndarray) -> tuple[np.ndarray, list[float]]:
+def run_litert(
+    tflite_bytes: bytes, inputs: np.ndarray, reference_kernels: bool = False
+) -> tuple[np.ndarray, list[float]]:
     """Run every example of ``inputs`` (already in the model's input dtype) through LiteRT.
 
     Returns:
         ``(outputs [N, ...], per-invocation seconds)``.
     """
-    it = litert_interpreter(tflite_bytes)
+    it = litert_interpreter(tflite_bytes, reference_kernels)
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     outputs, times = [], []
     for x in inputs:
@@ -313,6 +324,9 @@ class CheckReport:
         float_max_abs_diff: Largest |dequantized output - float output| (logit units).
         litert_ms: Median LiteRT invocation time on this host, ms (1 thread).
         tflm_ms: Median TFLM invocation time on this host, ms (reference kernels).
+        litert_kernels_max_diff: Largest output difference between LiteRT's optimised and its
+            reference kernels (int8 steps): how far two correct kernel sets drift apart on
+            this model, the yardstick for ``litert_tflm_max_diff``.
     """
 
     quantization: str
@@ -338,6 +352,7 @@ class CheckReport:
     float_max_abs_diff: float | None
     litert_ms: float | None
     tflm_ms: float | None
+    litert_kernels_max_diff: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -385,6 +400,8 @@ class CheckReport:
             f"| {fmt(self.litert_tflm_max_diff, diff_unit)} "
             f"({fmt(self.litert_tflm_max_abs_diff)} in logits) |",
             f"| LiteRT vs TFLM, same top-1 | {_pct(self.litert_tflm_argmax_agreement)} |",
+            f"| LiteRT optimised vs reference kernels, max output difference "
+            f"| {fmt(self.litert_kernels_max_diff, diff_unit)} |",
             f"| top-1 agreement with the float model | {_pct(self.argmax_agreement)}"
             f"{'' if self.float_reference is None else f' ({self.float_reference})'} |",
             f"| max abs logit error vs float | {fmt(self.float_max_abs_diff)} |",
@@ -506,6 +523,9 @@ def run_check(
     model_in = quant.quantize(x, in_scale, in_zero) if quantization == "int8" else x
 
     litert_out, litert_times = run_litert(tflite_bytes, model_in)
+    litert_ref_out, _ = run_litert(tflite_bytes, model_in, reference_kernels=True)
+    d = np.abs(litert_out.astype(np.float64) - litert_ref_out.astype(np.float64)).max()
+    kernels_diff = int(d) if quantization == "int8" else float(d)
 
     tflm_errors: list[str] = []
     unsupported: dict[str, str] = {}
@@ -574,6 +594,7 @@ def run_check(
         float_max_abs_diff=max_abs,
         litert_ms=1e3 * statistics.median(litert_times) if litert_times else None,
         tflm_ms=1e3 * statistics.median(tflm_times) if tflm_times else None,
+        litert_kernels_max_diff=kernels_diff,
     )
     outputs = {"input": model_in, "litert": litert_out, "tflm": tflm_out, "float": reference}
     return report, outputs

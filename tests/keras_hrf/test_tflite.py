@@ -27,14 +27,12 @@ MAIN_CC = Path(__file__).parents[2] / "tflite" / "micro" / "main.cc"
 TINY_SHAPE = (40, 16)
 FAMILIES = list(models.FAMILIES)
 
-#: Largest LiteRT-vs-TFLM output difference accepted, in int8 steps. DESIGN.md expected 2-3;
-#: measured 2-8 on these briefly trained light models (4 seeds x 3 families, 96 synthetic
-#: utterances). Cause: TFLM's FULLY_CONNECTED requantizes with double rounding, LiteRT's does
-#: not, so outputs at near-ties (x.5) differ by one step; the int8 LayerNorm amplifies that (its
-#: RSQRT input, the variance, is quantized in steps of max_var / 255, so a low-variance frame sits
-#: a few steps above zero and one step moves rsqrt by up to ~25 %), and logits that span only
-#: +-1.5 make the output step ~0.01, so 8 steps are < 0.1 logit. A broken kernel or a wrong
-#: quantization shows as tens of steps.
+#: Largest LiteRT-vs-TFLM output difference accepted, in int8 steps, whatever LiteRT's own
+#: kernels do (a broken kernel or a wrong quantization shows as tens of steps). DESIGN.md expected
+#: 2-3; measured 2-8 on these briefly trained light models. Cause: the runtimes requantize
+#: differently (TFLM's FULLY_CONNECTED rounds twice, and LiteRT's optimised kernels differ from
+#: LiteRT's own reference kernels by as much: 2-5 steps on the same models), so outputs at
+#: near-ties differ by one step, which the int8 LayerNorm and softmax amplify.
 MAX_RUNTIME_DIFF_STEPS = 10
 
 
@@ -169,6 +167,10 @@ def test_light_preset_is_all_int8_and_runs_in_litert_and_tflm(family, light, rep
     report = reports[family]
     assert report.ok, report.problems + report.tflm_errors
     assert report.litert_tflm_max_diff <= MAX_RUNTIME_DIFF_STEPS
+    # TFLM is within 3 steps of LiteRT, or no further from it than LiteRT's optimised kernels
+    # are from its reference kernels (+2): measured 3/3, 3/2 and 4/5 here, and on 11 RAVDESS
+    # models never more than +1 (results/ravdess/QUANT_NOTES.md).
+    assert report.litert_tflm_max_diff <= max(3, report.litert_kernels_max_diff + 2)
     # Not asserted: top-1 agreement of the runtimes (97-100 % measured); with near-tied logits of
     # a model trained for 4 steps, a 0.07-logit difference can flip a decision.
     assert report.litert_tflm_argmax_agreement is not None
@@ -209,10 +211,12 @@ def test_float32_conversion_and_predict_match_keras(light, corpus):
     assert int8_logits.shape == (4, len(corpus["labels"])) and int8_logits.dtype == np.float32
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_layer_norm_l2_lowering_converts_to_l2_normalization(family, tiny_data):
-    """The same float model, every LayerNorm as TFLite's integer L2_NORMALIZATION instead."""
-    model = _perturb(models.build(family, "light", input_shape=TINY_SHAPE, num_classes=3, seed=0))
+def test_layer_norm_l2_lowering_converts_to_l2_normalization(tiny_data):
+    """The same float model, every LayerNorm as TFLite's integer L2_NORMALIZATION instead.
+
+    The conformer: it has LayerNorms after residual adds, in the FFN and in the convolution
+    module (all three families convert the same way: measured on RAVDESS, QUANT.md)."""
+    model = _perturb(models.build("conformer", "light", input_shape=TINY_SHAPE, num_classes=3))
     rsqrt = tflite.parse(tflite.convert(model, tiny_data, num_samples=16)).op_names
     flat = tflite.convert(model, tiny_data, num_samples=16, layer_norm="l2")
     l2 = tflite.parse(flat).op_names
