@@ -215,7 +215,7 @@ def min_tflm_arena(tflite_bytes: bytes, hint: int | None = None) -> int:
 
     The search never creates an interpreter far below the minimum: there the TFLM host
     interpreter does not always fail cleanly, it can crash the process (segmentation faults
-    measured at some sizes 8-40 KB below the minimum of the three families, both LayerNorm
+    measured at some sizes 15-45 KB below the minimum of the three families, both LayerNorm
     lowerings, never at or above TFLM's own record of what it allocated). So it starts from an
     arena that surely fits (``hint``, else 64 MiB, doubled up to 1 GiB), reads that record (a
     lower bound of the minimum: from a few hundred bytes to ~16 KB short) and probes only

@@ -168,7 +168,7 @@ def test_light_preset_is_all_int8_and_runs_in_litert_and_tflm(family, light, rep
     assert report.ok, report.problems + report.tflm_errors
     assert report.litert_tflm_max_diff <= MAX_RUNTIME_DIFF_STEPS
     # TFLM is within 3 steps of LiteRT, or no further from it than LiteRT's optimised kernels
-    # are from its reference kernels (+2): measured 3/3, 3/2 and 4/5 here, and on 11 RAVDESS
+    # are from its reference kernels (+2): measured 3/3, 3/2 and 4/5 here, and on 12 RAVDESS
     # models never more than +1 (results/ravdess/QUANT_NOTES.md).
     assert report.litert_tflm_max_diff <= max(3, report.litert_kernels_max_diff + 2)
     # Not asserted: top-1 agreement of the runtimes (97-100 % measured); with near-tied logits of
