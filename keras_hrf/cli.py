@@ -61,6 +61,8 @@ EPILOGS = {
         examples:
           keras-hrf convert runs/x --out device/          # a run folder: everything known
           keras-hrf convert model_merged.keras --data rep.npy --meta-from runs/x --out device/
+          keras-hrf convert runs/conformer --out device/ --layer-norm l2   # LayerNorm as
+                                                    # L2_NORMALIZATION: better int8 (conformer)
         """,
     "check": """
         examples:
