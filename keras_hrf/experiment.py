@@ -454,8 +454,8 @@ def reproduce_report(
             ms(g["int8_agreement"]),
             f"{g['params_train']:,} / {g['params_deployed']:,}",
             f"{g['macs_deployed']:,}",
-            g["flatbuffer_bytes"],
-            g["arena_bytes"],
+            "-" if g["flatbuffer_bytes"] is None else g["flatbuffer_bytes"],
+            "-" if g["arena_bytes"] is None else g["arena_bytes"],
         ]
         for key, g in summary["groups"].items()
     ]
