@@ -77,7 +77,9 @@ def test_ablation_is_paired_with_light_and_with_the_default_hrf():
     effects = {"light": 0.0, "light+hrf": 0.01, "light+hrf:expansion=4": 0.05, "large": 0.1}
     summary = experiment.summarize(_runs(effects))
     ablation = summary["ablation_ua_minus_light"]["conformer"]
-    assert set(ablation) == {"light+hrf", "light+hrf:expansion=4"}  # large is not an HRF variant
+    assert set(ablation) == {"light+hrf", "light+hrf:expansion=4", "large"}
+    assert ablation["large"]["mean_diff"] == pytest.approx(0.1, abs=0.01)
+    assert ablation["large"]["vs_default"] is None  # not an HRF option
     wide = ablation["light+hrf:expansion=4"]
     assert (
         wide["pairs"] == 6
@@ -90,9 +92,9 @@ def test_ablation_is_paired_with_light_and_with_the_default_hrf():
         0.01, abs=0.01
     )
     report = experiment.reproduce_report(summary, "ravdess", 6)
-    assert "## HRF ablation" in report and "None" not in report
+    assert "## Every variant minus light" in report and "None" not in report
     assert "| conformer | light+hrf:expansion=4 | 6 | +" in report
     # Without option variants there is no ablation section.
     plain = experiment.summarize(_runs({"light": 0.0, "light+hrf": 0.01}))
     assert "ablation_ua_minus_light" not in plain
-    assert "## HRF ablation" not in experiment.reproduce_report(plain, "ravdess", 6)
+    assert "## Every variant minus light" not in experiment.reproduce_report(plain, "ravdess", 6)
