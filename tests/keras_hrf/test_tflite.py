@@ -92,7 +92,7 @@ def light(corpus):
             "merged": merged,
             "plain": plain,
             "int8": tflite.convert(merged, x, num_samples=48),
-            "plain_int8": tflite.convert(plain, x, num_samples=48),
+            "plain_int8": tflite.convert(plain, x, num_samples=8),  # ops and size only
         }
     return out
 
@@ -227,9 +227,12 @@ def test_layer_norm_l2_lowering_converts_to_l2_normalization(tiny_data):
     np.testing.assert_allclose(
         relowered.predict(tiny_data, verbose=0), model.predict(tiny_data, verbose=0), atol=1e-3
     )
-    # It runs in both runtimes (fidelity is measured on trained models: results/ravdess).
-    report = tflite.check(flat, tiny_data[:4], keras_model=relowered)
-    assert report.ok, report.problems + report.tflm_errors
+    # It runs in both runtimes, alike (fidelity is measured on trained models: results/ravdess).
+    in_qparams = check_mod.litert_interpreter(flat).get_input_details()[0]["quantization"]
+    x = tflite.quantize(tiny_data[:2], *in_qparams)
+    litert, _ = check_mod.run_litert(flat, x)
+    tflm, _ = check_mod.run_tflm(flat, x, arena_size=1 << 20)
+    assert np.abs(litert.astype(int) - tflm.astype(int)).max() <= MAX_RUNTIME_DIFF_STEPS
     with pytest.raises(tflite.ConversionError, match="lowering"):
         tflite.convert(model, tiny_data, layer_norm="l1")
 
