@@ -354,24 +354,26 @@ def summarize(table: pd.DataFrame) -> dict:
     paired: dict = {}
     paired_q: dict = {}
     ablation: dict = {}
-    for (family, variant), g2 in table.groupby(["family", "variant"], sort=False):
-        if variant == "light":
+    ua = {
+        key: g.set_index(["fold", "seed"])["ua"]
+        for key, g in table.groupby(["family", "variant"], sort=False)
+    }
+    for (family, variant), b in ua.items():
+        light = ua.get((family, "light"))
+        if variant == "light" or light is None:
             continue
-        size, hrf = parse_variant(variant)
-        g = table[table.family == family]
-        b = g2.set_index(["fold", "seed"])["ua"]
-        entry = paired_difference(g[g.variant == "light"].set_index(["fold", "seed"])["ua"], b)
+        entry = paired_difference(light, b)
         if entry is None:
             continue
         if variant == "light+hrf":
             paired[family] = entry
         elif variant == "light+qhrf":
             paired_q[family] = entry
-        default = g[g.variant == "light+hrf"].set_index(["fold", "seed"])["ua"]
-        entry = dict(entry)
+        size, hrf = parse_variant(variant)
+        default = ua.get((family, "light+hrf"))
         is_option = size == "light" and hrf is not None and variant != "light+hrf"
-        entry["vs_default"] = paired_difference(default, b) if is_option else None
-        ablation.setdefault(family, {})[variant] = entry
+        vs_default = paired_difference(default, b) if is_option and default is not None else None
+        ablation.setdefault(family, {})[variant] = {**entry, "vs_default": vs_default}
     out = {"groups": groups, "paired_ua_hrf_minus_light": paired}
     if paired_q:
         out["paired_ua_qhrf_minus_light"] = paired_q

@@ -202,12 +202,17 @@ def _tflm_creates(tflite_bytes: bytes, arena_size: int) -> bool:
 _ARENA_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
 
 
-def _recorded_arena(tflite_bytes: bytes, arena_size: int) -> int | None:
-    it = tflm_interpreter(tflite_bytes, arena_size)
+def _allocation_record(tflite_bytes: bytes, arena_size: int) -> int | None:
+    """What TFLM recorded allocating with ``arena_size`` (``arena_size`` itself if it printed no
+    record), or ``None`` if the model does not fit: one creation answers both questions."""
+    try:
+        it = tflm_interpreter(tflite_bytes, arena_size)
+    except TflmError:
+        return None
     with capture_output() as captured:
         it.print_allocations()
     m = _ARENA_TOTAL.search(captured[0])
-    return int(m.group(1)) if m else None
+    return int(m.group(1)) if m else arena_size
 
 
 def min_tflm_arena(tflite_bytes: bytes, hint: int | None = None) -> int:
@@ -224,20 +229,21 @@ def min_tflm_arena(tflite_bytes: bytes, hint: int | None = None) -> int:
     Args:
         tflite_bytes: The flatbuffer.
         hint: An arena the model is known to fit (e.g. a previous recommendation); saves the
-            one large creation. A hint that does not fit is ignored.
+            one large creation. A hint that does not fit is ignored, but probing it may crash
+            TFLM (see above) when it is far too small: pass only a size that has worked.
 
     Raises:
         TflmError: the model does not allocate even with a 1 GiB arena (not an arena problem).
     """
-    hi = int(hint) if hint and _tflm_creates(tflite_bytes, int(hint)) else None
-    if hi is None:
+    hi = int(hint) if hint else None
+    recorded = _allocation_record(tflite_bytes, hi) if hi else None
+    if recorded is None:
         hi = _SEARCH_START
-        while not _tflm_creates(tflite_bytes, hi):
+        while (recorded := _allocation_record(tflite_bytes, hi)) is None:
             if hi >= ARENA_LIMIT:
                 tflm_interpreter(tflite_bytes, hi)  # raises with TFLM's reason
             hi *= 2
-    recorded = _recorded_arena(tflite_bytes, hi)
-    if not recorded or recorded >= hi:
+    if recorded >= hi:
         return hi
     step = ARENA_RESOLUTION
     recorded = -(-recorded // step) * step
