@@ -215,34 +215,29 @@ def _allocation_record(tflite_bytes: bytes, arena_size: int) -> int | None:
     return int(m.group(1)) if m else arena_size
 
 
-def min_tflm_arena(tflite_bytes: bytes, hint: int | None = None) -> int:
+def min_tflm_arena(tflite_bytes: bytes) -> int:
     """The smallest TFLM arena (to 16 bytes) with which the model allocates and prepares.
 
     The search never creates an interpreter far below the minimum: there the TFLM host
     interpreter does not always fail cleanly, it can crash the process (segmentation faults
     measured at some sizes 15-45 KB below the minimum of the three families, both LayerNorm
     lowerings, never at or above TFLM's own record of what it allocated). So it starts from an
-    arena that surely fits (``hint``, else 64 MiB, doubled up to 1 GiB), reads that record (a
-    lower bound of the minimum: from a few hundred bytes to ~16 KB short) and probes only
-    upwards from it, then bisects.
+    arena that surely fits (64 MiB, doubled up to 1 GiB), reads that record (a lower bound of
+    the minimum: from a few hundred bytes to ~16 KB short) and probes only upwards from it,
+    then bisects. There is deliberately no "start from this size" option: a start that is too
+    small is exactly what can crash the process.
 
     Args:
         tflite_bytes: The flatbuffer.
-        hint: An arena the model is known to fit (e.g. a previous recommendation); saves the
-            one large creation. A hint that does not fit is ignored, but probing it may crash
-            TFLM (see above) when it is far too small: pass only a size that has worked.
 
     Raises:
         TflmError: the model does not allocate even with a 1 GiB arena (not an arena problem).
     """
-    hi = int(hint) if hint else None
-    recorded = _allocation_record(tflite_bytes, hi) if hi else None
-    if recorded is None:
-        hi = _SEARCH_START
-        while (recorded := _allocation_record(tflite_bytes, hi)) is None:
-            if hi >= ARENA_LIMIT:
-                tflm_interpreter(tflite_bytes, hi)  # raises with TFLM's reason
-            hi *= 2
+    hi = _SEARCH_START
+    while (recorded := _allocation_record(tflite_bytes, hi)) is None:
+        if hi >= ARENA_LIMIT:
+            tflm_interpreter(tflite_bytes, hi)  # raises with TFLM's reason
+        hi *= 2
     if recorded >= hi:
         return hi
     step = ARENA_RESOLUTION
@@ -472,8 +467,6 @@ def check(
     samples: np.ndarray | None = None,
     keras_model=None,
     float_outputs: np.ndarray | None = None,
-    *,
-    arena_hint: int | None = None,
 ) -> CheckReport:
     """Run a converted model in LiteRT and TFLite Micro and collect its deployment figures.
 
@@ -487,13 +480,12 @@ def check(
             outputs (``predict``) and the MACs.
         float_outputs: Float reference outputs ``[N, classes]`` instead of ``keras_model``'s
             (e.g. from the float32 flatbuffer).
-        arena_hint: A previously measured arena size; speeds up the arena search.
 
     Returns:
         A :class:`CheckReport`. Problems are reported in it, not raised, so a failing model still
         gets its figures.
     """
-    return run_check(tflite_bytes, samples, keras_model, float_outputs, arena_hint=arena_hint)[0]
+    return run_check(tflite_bytes, samples, keras_model, float_outputs)[0]
 
 
 def run_check(
@@ -501,8 +493,6 @@ def run_check(
     samples: np.ndarray | None = None,
     keras_model=None,
     float_outputs: np.ndarray | None = None,
-    *,
-    arena_hint: int | None = None,
 ) -> tuple[CheckReport, dict[str, np.ndarray | None]]:
     """:func:`check`, also returning the raw outputs.
 
@@ -537,7 +527,7 @@ def run_check(
     unsupported: dict[str, str] = {}
     tflm_out, tflm_times, arena_min = None, [], None
     try:
-        arena_min = min_tflm_arena(tflite_bytes, hint=arena_hint)
+        arena_min = min_tflm_arena(tflite_bytes)
         tflm_out, tflm_times = run_tflm(tflite_bytes, model_in, arena_min)
     except TflmError as e:
         tflm_errors = [str(e)] + [ln for ln in e.messages.splitlines() if ln.strip()]
