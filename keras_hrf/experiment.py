@@ -374,12 +374,58 @@ def summarize(table: pd.DataFrame) -> dict:
         is_option = size == "light" and hrf is not None and variant != "light+hrf"
         vs_default = paired_difference(default, b) if is_option and default is not None else None
         ablation.setdefault(family, {})[variant] = {**entry, "vs_default": vs_default}
+    # Several families (and many ablation rows) are tested at once: a p below 0.05 in one of
+    # them is expected by chance, so each table also carries Holm's family-wise adjustment.
+    for table_ in (paired, paired_q):
+        _add_holm(table_.values())
+    _add_holm([p for variants in ablation.values() for p in variants.values()])
+    for variant, table_ in (("light+hrf", paired), ("light+qhrf", paired_q)):
+        if len(table_) > 1:
+            table_[ALL_FAMILIES] = _pooled(ua, variant)
     out = {"groups": groups, "paired_ua_hrf_minus_light": paired}
     if paired_q:
         out["paired_ua_qhrf_minus_light"] = paired_q
     if any(set(v) - {"light+hrf", "light+qhrf"} for v in ablation.values()):
         out["ablation_ua_minus_light"] = ablation
     return out
+
+
+#: Key of the pooled row of a paired table: every family's (fold, seed) pairs tested together.
+ALL_FAMILIES = "all families"
+
+
+def _pooled(ua: dict, variant: str) -> dict | None:
+    """``variant - light`` over the pairs of every family together (pairs keyed by family)."""
+    light, other = [], []
+    for (family, v), series in ua.items():
+        if v in ("light", variant):
+            s = series.copy()
+            s.index = pd.MultiIndex.from_tuples([(family, *i) for i in s.index])
+            (light if v == "light" else other).append(s)
+    return paired_difference(pd.concat(light), pd.concat(other))
+
+
+def holm_adjust(pvalues: list[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment of p-values for testing them together (``None`` kept).
+
+    The adjusted p of the i-th smallest of m p-values is ``max_{j <= i} min(1, (m - j + 1) p_j)``;
+    rejecting where the adjusted p is below alpha keeps the family-wise error rate at alpha.
+    """
+    present = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
+    m = len(present)
+    adjusted: list[float | None] = [None] * len(pvalues)
+    running = 0.0
+    for rank, (p, i) in enumerate(present):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def _add_holm(entries) -> None:
+    entries = list(entries)
+    for entry, adj in zip(entries, holm_adjust([e["wilcoxon_p"] for e in entries]), strict=True):
+        entry["holm_p"] = adj
+        entry["tests"] = sum(e["wilcoxon_p"] is not None for e in entries)
 
 
 def paired_difference(a: pd.Series, b: pd.Series) -> dict | None:
@@ -413,17 +459,30 @@ def paired_difference(a: pd.Series, b: pd.Series) -> dict | None:
 
 
 def verdict(p: dict) -> str:
-    """One honest sentence on a paired light+HRF - light comparison."""
+    """One honest sentence on a paired light+HRF - light comparison.
+
+    With ``holm_p`` in ``p`` (the comparison was one of several families tested together), a
+    p below 0.05 is only called an effect when it survives Holm's adjustment.
+    """
     diff = 100 * p["mean_diff"]
     if p["wilcoxon_p"] is None:
         n = p["pairs"]
         return f"mean difference {diff:+.2f} UA points over {n} pair(s): too few pairs to test"
     if p["wilcoxon_p"] < 0.05:
         word = "helped" if diff > 0 else "hurt"
-        return (
-            f"HRF {word}: {diff:+.2f} UA points on average, {p['wins']} wins / {p['losses']} "
+        said = (
+            f"{diff:+.2f} UA points on average, {p['wins']} wins / {p['losses']} "
             f"losses, Wilcoxon p = {p['wilcoxon_p']:.3f} (< 0.05)"
         )
+        holm, tests = p.get("holm_p"), p.get("tests", 1)
+        if holm is not None and tests > 1:
+            if holm >= 0.05:
+                return (
+                    f"HRF nominally {word}: {said}, but not after Holm's adjustment for the "
+                    f"{tests} families tested (adjusted p = {holm:.3f}): not conclusive"
+                )
+            return f"HRF {word}: {said}; Holm-adjusted for {tests} families p = {holm:.3f}"
+        return f"HRF {word}: {said}"
     return (
         f"no detectable effect: {diff:+.2f} UA points on average, {p['wins']} wins / "
         f"{p['losses']} losses, Wilcoxon p = {p['wilcoxon_p']:.3f} (not below 0.05), i.e. within "
@@ -470,12 +529,21 @@ def reproduce_report(
             "-" if p["std_diff"] is None else f"{100 * p['std_diff']:.2f}",
             f"{p['wins']}/{p['losses']}/{p['ties']}",
             "-" if p["wilcoxon_p"] is None else f"{p['wilcoxon_p']:.3f}",
+            "-" if p.get("holm_p") is None else f"{p['holm_p']:.3f}",
         ]
 
     def paired_rows(paired: dict) -> list[list]:
         return [[fam, *paired_cells(p)] for fam, p in paired.items()]
 
-    paired_head = ["family", "pairs", "mean diff", "std diff", "wins/losses/ties", "Wilcoxon p"]
+    paired_head = [
+        "family",
+        "pairs",
+        "mean diff",
+        "std diff",
+        "wins/losses/ties",
+        "Wilcoxon p",
+        "Holm p",
+    ]
     prow = paired_rows(summary["paired_ua_hrf_minus_light"])
     qhrf = summary.get("paired_ua_qhrf_minus_light", {})
     qhrf_section = (
@@ -509,7 +577,8 @@ def reproduce_report(
             "",
             "Each variant against the plain light model on the runs both have; HRF option "
             "variants also against the default light+HRF on the runs both have (`vs light+hrf`). "
-            "Options follow the `:` of the variant name (keys of `HRFConfig`).",
+            "Options follow the `:` of the variant name (keys of `HRFConfig`). `Holm p` adjusts "
+            "the Wilcoxon p-values for all the comparisons of this table tested together.",
             "",
             reports.markdown_table(
                 [
@@ -520,6 +589,7 @@ def reproduce_report(
                     "std diff",
                     "wins/losses/ties",
                     "Wilcoxon p",
+                    "Holm p",
                     "vs light+hrf",
                     "pairs",
                 ],
@@ -563,6 +633,15 @@ def reproduce_report(
             "",
             reports.markdown_table(paired_head, prow),
             "",
+            *(
+                [
+                    "`Holm p`: the families' Wilcoxon p-values adjusted for being tested "
+                    f"together (Holm); `{ALL_FAMILIES}`: every family's pairs in one test.",
+                    "",
+                ]
+                if len(summary["paired_ua_hrf_minus_light"]) > 1
+                else []
+            ),
             *qhrf_section,
             *ablation_section,
             "## Protocol",

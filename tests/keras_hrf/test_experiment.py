@@ -98,3 +98,29 @@ def test_ablation_is_paired_with_light_and_with_the_default_hrf():
     plain = experiment.summarize(_runs({"light": 0.0, "light+hrf": 0.01}))
     assert "ablation_ua_minus_light" not in plain
     assert "## Every variant minus light" not in experiment.reproduce_report(plain, "ravdess", 6)
+
+
+def test_holm_adjustment_matches_the_step_down_definition():
+    # m = 3: sorted 0.01, 0.03, 0.04 -> 3 * 0.01, max(0.03, 2 * 0.03), max(0.06, 1 * 0.04).
+    assert experiment.holm_adjust([0.04, None, 0.01, 0.03]) == pytest.approx(
+        [0.06, None, 0.03, 0.06]
+    )
+    assert experiment.holm_adjust([0.9, 0.8]) == [1.0, 1.0]  # capped at 1
+    assert experiment.holm_adjust([]) == []
+
+
+def test_families_tested_together_are_holm_adjusted_and_pooled():
+    # Each family: 6 wins of 6, exact Wilcoxon p = 1/32 < 0.05, but not after adjusting for the
+    # two families (2/32); the 12 pooled pairs are conclusive.
+    effects = {"light": 0.0, "light+hrf": 0.02}
+    table = pd.concat([_runs(effects), _runs(effects).assign(family="speechformer")])
+    paired = experiment.summarize(table)["paired_ua_hrf_minus_light"]
+    assert set(paired) == {"conformer", "speechformer", experiment.ALL_FAMILIES}
+    one = paired["conformer"]
+    assert one["wilcoxon_p"] == pytest.approx(1 / 32) and one["holm_p"] == pytest.approx(2 / 32)
+    assert "nominally helped" in experiment.verdict(one) and "2 families" in experiment.verdict(one)
+    pooled = paired[experiment.ALL_FAMILIES]
+    assert pooled["pairs"] == 12 and pooled["wins"] == 12 and pooled["wilcoxon_p"] < 0.01
+    assert experiment.verdict(pooled).startswith("HRF helped")
+    report = experiment.reproduce_report(experiment.summarize(table), "ravdess", 6)
+    assert "| all families | 12 | +" in report and "| Holm p |" in report
