@@ -581,19 +581,7 @@ def reproduce_report(
             "the Wilcoxon p-values for all the comparisons of this table tested together.",
             "",
             reports.markdown_table(
-                [
-                    "family",
-                    "variant",
-                    "pairs",
-                    "mean diff",
-                    "std diff",
-                    "wins/losses/ties",
-                    "Wilcoxon p",
-                    "Holm p",
-                    "vs light+hrf",
-                    "pairs",
-                ],
-                ablation_rows,
+                ["family", "variant", *paired_head[1:], "vs light+hrf", "pairs"], ablation_rows
             ),
             "",
         ]
