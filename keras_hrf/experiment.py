@@ -422,10 +422,12 @@ def holm_adjust(pvalues: list[float | None]) -> list[float | None]:
 
 
 def _add_holm(entries) -> None:
+    """Set ``holm_p`` and ``tests`` (how many were tested together) on paired entries."""
     entries = list(entries)
-    for entry, adj in zip(entries, holm_adjust([e["wilcoxon_p"] for e in entries]), strict=True):
-        entry["holm_p"] = adj
-        entry["tests"] = sum(e["wilcoxon_p"] is not None for e in entries)
+    pvalues = [e["wilcoxon_p"] for e in entries]
+    tests = sum(p is not None for p in pvalues)
+    for entry, adj in zip(entries, holm_adjust(pvalues), strict=True):
+        entry["holm_p"], entry["tests"] = adj, tests
 
 
 def paired_difference(a: pd.Series, b: pd.Series) -> dict | None:

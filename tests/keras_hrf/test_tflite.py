@@ -22,6 +22,7 @@ from keras_hrf import models, reparam, tflite
 from keras_hrf.export import check as check_mod
 from keras_hrf.export import csource
 from keras_hrf.layers import LayerNorm
+from keras_hrf.quant_study import runtime_max_diff
 
 STUBS = Path(__file__).parent / "stubs"
 MAIN_CC = Path(__file__).parents[2] / "tflite" / "micro" / "main.cc"
@@ -228,11 +229,7 @@ def test_layer_norm_l2_lowering_converts_to_l2_normalization(tiny_data):
         relowered.predict(tiny_data, verbose=0), model.predict(tiny_data, verbose=0), atol=1e-3
     )
     # It runs in both runtimes, alike (fidelity is measured on trained models: results/ravdess).
-    in_qparams = check_mod.litert_interpreter(flat).get_input_details()[0]["quantization"]
-    x = tflite.quantize(tiny_data[:2], *in_qparams)
-    litert, _ = check_mod.run_litert(flat, x)
-    tflm, _ = check_mod.run_tflm(flat, x, arena_size=1 << 20)
-    assert np.abs(litert.astype(int) - tflm.astype(int)).max() <= MAX_RUNTIME_DIFF_STEPS
+    assert runtime_max_diff(flat, tiny_data[:2]) <= MAX_RUNTIME_DIFF_STEPS
     with pytest.raises(tflite.ConversionError, match="lowering"):
         tflite.convert(model, tiny_data, layer_norm="l1")
 
