@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/calibration_size.py \\
-        --runs results/ravdess/runs/conformer/light_hrf/fold0_seed0 [--sizes 50 200 0]
+        --runs results/ravdess/speaker_kfold/runs/conformer/light_hrf/fold0_seed0 [--sizes 50 200 0]
 
 For each trained run folder (from ``keras-hrf reproduce``), converts its merged model to full
 int8 with ``N`` representative examples drawn from the run's own training split (``0`` = all of

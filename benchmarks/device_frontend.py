@@ -18,8 +18,8 @@ written by :func:`keras_hrf.runs.save_run`) of a RAVDESS run ``.../fold{F}_seed{
 Usage::
 
     python benchmarks/device_frontend.py --root /path/to/ravdess_speech_16k \\
-        results/ravdess/runs/conv_transformer/light/fold0_seed0 \\
-        results/ravdess/runs/conv_transformer/light_hrf/fold0_seed0
+        results/ravdess/speaker_kfold/runs/conv_transformer/light/fold0_seed0 \\
+        results/ravdess/speaker_kfold/runs/conv_transformer/light_hrf/fold0_seed0
 
 Writes ``benchmarks/results/device_frontend.json`` and prints a Markdown table.
 """

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/qat_mirror.py --run results/ravdess/runs/conformer/light_hrf/fold0_seed0 \
+    python benchmarks/qat_mirror.py --run results/ravdess/speaker_kfold/runs/conformer/light_hrf/fold0_seed0 \
         [--layer-norm l2] [--out benchmarks/results/qat_mirror.json]
 
 For one trained run folder: prepares the QAT twin of its merged model
