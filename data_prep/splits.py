@@ -10,6 +10,9 @@ each speaker in exactly one part: a result on a split is a result on unseen spea
   tested exactly once, and some training speakers of each fold are moved to validation.
 - :func:`leave_one_session_out`: IEMOCAP's standard protocol (five sessions, two actors each).
 - :func:`fixed_split`: explicit speaker lists (an official split, or a quick experiment).
+- :func:`read_fold_file` / :func:`predefined_folds` / :func:`folds_from_file`: published folds
+  (the test speakers of each fold, e.g. EmoBox's RAVDESS folds), validation drawn as in
+  :func:`speaker_kfold`, so that results compare with published numbers.
 - :func:`check_no_leakage`: verify a split against a manifest.
 - :func:`split_to_dict` / :func:`split_from_dict`: JSON round trip, so that a run records exactly
   which rows it trained and tested on.
@@ -18,8 +21,10 @@ each speaker in exactly one part: a result on a split is a result on unseen spea
 from __future__ import annotations
 
 import dataclasses
+import json
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -166,6 +171,155 @@ def speaker_kfold(
         train_spk = [s for s in train_spk if s not in val_spk]
         splits.append(_make_split(speakers, train_spk, val_spk, sorted(test_spk), f"fold{k}"))
     return splits
+
+
+@dataclasses.dataclass(frozen=True)
+class FoldFile:
+    """A published fold partition, as read from a JSON fold file.
+
+    The file is an object with ``test_speakers``: a list with one list of speaker names per fold
+    (speakers as the manifest's ``speaker`` column spells them; numbers are read as strings);
+    optional ``description`` and ``speaker_format`` strings (shown to users) and any other keys,
+    e.g. published baselines, kept in ``extra``.
+
+    Attributes:
+        path: Where it was read from (``None`` if built in memory).
+        test_speakers: The test speakers of each fold.
+        description: What the folds are and where they come from.
+        extra: Every other key of the file.
+    """
+
+    path: Path | None
+    test_speakers: tuple[tuple[str, ...], ...]
+    description: str = ""
+    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def n_folds(self) -> int:
+        """Number of folds."""
+        return len(self.test_speakers)
+
+
+def read_fold_file(path: str | Path) -> FoldFile:
+    """Read a fold file (format: :class:`FoldFile`), checking its structure.
+
+    Raises:
+        SplitError: a missing or unreadable file, not JSON, no ``test_speakers`` list of
+            lists, an empty fold, or a speaker in two folds (the message names it). Whether the
+            speakers exist is checked against a manifest by :func:`predefined_folds`.
+    """
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SplitError(
+            f"fold file {path} does not exist; pass a JSON file of test speakers"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SplitError(f"fold file {path}: cannot read it as JSON ({e})") from None
+    folds = doc.get("test_speakers") if isinstance(doc, dict) else None
+    if not isinstance(folds, list) or not folds or not all(isinstance(f, list) for f in folds):
+        raise SplitError(
+            f"fold file {path}: expected an object with 'test_speakers': a list of folds, each a "
+            'list of speaker names (e.g. {"test_speakers": [["01", "02"], ["03", "04"]]})'
+        )
+    test = tuple(tuple(str(s) for s in fold) for fold in folds)
+    _check_disjoint_folds(test, str(path))
+    return FoldFile(
+        path=path,
+        test_speakers=test,
+        description=str(doc.get("description", "")),
+        extra={k: v for k, v in doc.items() if k not in ("test_speakers", "description")},
+    )
+
+
+def _check_disjoint_folds(test: Sequence[Sequence[str]], where: str) -> None:
+    seen: dict[str, int] = {}
+    for k, fold in enumerate(test):
+        if not fold:
+            raise SplitError(f"{where}: fold {k} has no test speaker")
+        for spk in fold:
+            if spk in seen:
+                raise SplitError(
+                    f"{where}: speaker {spk!r} is a test speaker of folds {seen[spk]} and {k}; "
+                    "each speaker must be tested in one fold only"
+                )
+            seen[spk] = k
+
+
+def predefined_folds(
+    manifest: pd.DataFrame,
+    test_speakers: Sequence[Sequence[str]] | FoldFile,
+    seed: int = 0,
+    val_speakers: int | float = 0.15,
+    where: str = "folds",
+) -> list[Split]:
+    """Speaker-independent folds with given test speakers; validation as in
+    :func:`speaker_kfold`.
+
+    Every speaker of the manifest must be the test speaker of exactly one fold, so that, as with
+    :func:`speaker_kfold`, each is tested once. Validation speakers are drawn (seeded by
+    ``seed`` and the fold index, alternating genders) from each fold's training speakers.
+
+    Args:
+        manifest: DataFrame with a ``speaker`` column (and ``gender`` if available).
+        test_speakers: One list of test speakers per fold, or a :class:`FoldFile`.
+        seed: Seed of the validation draw.
+        val_speakers: Validation speakers per fold: a count or a fraction (see
+            :func:`speaker_kfold`).
+        where: Name of the folds' source in error messages (e.g. the file name).
+
+    Returns:
+        One split per fold, named ``fold0``, ``fold1``, ...
+
+    Raises:
+        SplitError: an empty fold, a speaker in two folds, a listed speaker the manifest does not
+            have, or a manifest speaker in no fold (each message names the speakers).
+    """
+    if isinstance(test_speakers, FoldFile):
+        where = str(test_speakers.path) if test_speakers.path is not None else where
+        test_speakers = test_speakers.test_speakers
+    test = [sorted({str(s) for s in _as_list(fold)}) for fold in test_speakers]
+    if len(test) < 2:
+        raise SplitError(f"{where}: need at least 2 folds, got {len(test)}")
+    _check_disjoint_folds(test, where)
+    speakers = _speaker_column(manifest)
+    known = sorted(set(speakers))
+    listed = {s for fold in test for s in fold}
+    unknown = sorted(listed - set(known))
+    if unknown:
+        raise SplitError(
+            f"{where}: speaker(s) {unknown[:8]} are not in the manifest, whose speakers are "
+            f"{', '.join(known[:12])}{' ...' if len(known) > 12 else ''} (do the names match the "
+            "manifest's spelling?)"
+        )
+    missing = [s for s in known if s not in listed]
+    if missing:
+        raise SplitError(
+            f"{where}: speaker(s) {missing[:8]} of the manifest are in no fold; every speaker must "
+            "be tested once (add them to a fold or drop their rows)"
+        )
+    genders = _speaker_genders(manifest, speakers)
+    splits = []
+    for k, test_spk in enumerate(test):
+        train_spk = [s for s in known if s not in test_spk]
+        n_val = _n_val(val_speakers, len(train_spk))
+        if n_val >= len(train_spk):
+            raise SplitError(
+                f"{where}: fold {k}: val_speakers={val_speakers!r} leaves no training speaker"
+            )
+        rng = np.random.default_rng([seed, k])
+        val_spk = _pick_balanced(train_spk, genders, n_val, rng, start=k)
+        train_spk = [s for s in train_spk if s not in val_spk]
+        splits.append(_make_split(speakers, train_spk, val_spk, test_spk, f"fold{k}"))
+    return splits
+
+
+def folds_from_file(
+    manifest: pd.DataFrame, path: str | Path, seed: int = 0, val_speakers: int | float = 0.15
+) -> list[Split]:
+    """:func:`predefined_folds` with the test speakers of a fold file (:func:`read_fold_file`)."""
+    return predefined_folds(manifest, read_fold_file(path), seed=seed, val_speakers=val_speakers)
 
 
 def leave_one_session_out(

@@ -20,7 +20,8 @@ EPILOGS = {
         examples:
           keras-hrf demo --quick                      # ~1 minute, synthetic corpus
           keras-hrf demo --out demo_out               # light, light+HRF and large
-          keras-hrf demo --corpus ravdess --root ../shared/data/ravdess_speech_16k
+          keras-hrf demo --corpus ravdess --root ../shared/data/ravdess_speech_16k \\
+              --folds-file ../shared/data/ravdess_speech_16k/folds_emobox.json
         """,
     "train": """
         examples:
@@ -36,6 +37,8 @@ EPILOGS = {
     "reproduce": """
         examples:
           keras-hrf reproduce --corpus ravdess --root DATA --seeds 3 --folds 6 --out results/x
+          keras-hrf reproduce --corpus ravdess --root DATA --folds-file DATA/folds_emobox.json \\
+              --families ds_cnn --variants light light+hrf --out results/x
           keras-hrf reproduce --corpus ravdess --root DATA --families conv_transformer \\
               --variants light light+hrf --out results/x     # resumable: run it again
           keras-hrf reproduce --corpus ravdess --root DATA --families conv_transformer \
@@ -90,7 +93,9 @@ def _add_corpus_args(p, required=True):
 
 def _add_train_args(p):
     p.add_argument(
-        "--family", default="conv_transformer", help="conv_transformer | conformer | speechformer"
+        "--family",
+        default="conv_transformer",
+        help="conv_transformer | conformer | speechformer | ds_cnn",
     )
     p.add_argument("--epochs", type=int, default=None, help="maximum epochs")
     p.add_argument("--batch-size", type=int, default=32)
@@ -166,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--folds-file",
+        default=None,
+        help="published folds: JSON with the test speakers of each fold (e.g. EmoBox's "
+        "folds_emobox.json beside the RAVDESS copy); replaces --folds",
+    )
+    p.add_argument(
         "--qat",
         action="store_true",
         help="train the HRF variant quantization-aware (light+qhrf instead of light+hrf)",
@@ -180,9 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("train", "train one model on a speaker-independent split and write a run folder")
     _add_corpus_args(p)
     _add_train_args(p)
-    p.add_argument("--size", default="light", help="light | large")
+    p.add_argument("--size", default="light", help="light | tiny | large (see keras-hrf models)")
     p.add_argument("--hrf", action="store_true", help="train with HRF (the paper's default)")
     p.add_argument("--folds", type=int, default=6, help="speaker folds of the split")
+    p.add_argument(
+        "--folds-file",
+        default=None,
+        help="published folds: JSON with the test speakers of each fold (e.g. EmoBox's "
+        "folds_emobox.json beside the RAVDESS copy); replaces --folds",
+    )
     p.add_argument("--fold", type=int, default=0, help="which fold is the test part")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", default=".cache/features", help="feature cache folder")
@@ -238,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1)")
     p.add_argument("--folds", type=int, default=6, help="speaker folds")
+    p.add_argument(
+        "--folds-file",
+        default=None,
+        help="published folds: JSON with the test speakers of each fold (e.g. EmoBox's "
+        "folds_emobox.json beside the RAVDESS copy); replaces --folds",
+    )
     p.add_argument(
         "--only-folds", type=int, nargs="+", default=None, help="run only these fold indices"
     )
@@ -414,6 +437,7 @@ def _cmd_demo(args):
         epochs=args.epochs,
         qat=args.qat,
         qat_epochs=args.qat_epochs,
+        folds_file=args.folds_file,
     )
     print()
     print((Path(args.out) / "REPORT.md").read_text())
@@ -422,13 +446,14 @@ def _cmd_demo(args):
 
 
 def _cmd_train(args):
-    from data_prep import splits
-    from keras_hrf.experiment import load_features
+    from keras_hrf.experiment import load_features, make_folds
     from keras_hrf.runs import save_run
     from keras_hrf.train import fit
 
-    feats, manifest, params = load_features(args.corpus, args.root, args.cache)
-    folds = splits.speaker_kfold(manifest, n_folds=args.folds, seed=0)
+    feats, manifest, params = load_features(
+        args.corpus, args.root, args.cache, folds_file=args.folds_file
+    )
+    folds, _ = make_folds(manifest, args.folds, args.folds_file)
     if not 0 <= args.fold < len(folds):
         raise ValueError(f"--fold must be in 0..{len(folds) - 1}")
     cfg = _train_config(args, size=args.size, seed=args.seed)
@@ -512,6 +537,7 @@ def _cmd_reproduce(args):
         export=not args.no_export,
         report_only=args.report_only,
         command="keras-hrf " + shlex.join(args.argv),
+        folds_file=args.folds_file,
     )
     print((Path(args.out) / "REPORT.md").read_text())
     return 0

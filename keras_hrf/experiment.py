@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,18 +22,35 @@ import pandas as pd
 
 from data_prep import load_corpus, splits, synthetic
 from data_prep.features import FeatureParams, extract
-from keras_hrf import reports
+from keras_hrf import models, reports
 from keras_hrf.runs import add_device_export, save_run
 from keras_hrf.train import TrainConfig, encode_labels, fit
 
-#: Variants of the paper's comparison: (name, size, hrf).
+#: Variants of the paper's comparison: name -> (size, hrf). Every preset name of
+#: :data:`keras_hrf.models.BUDGETS` (and ``large``) makes the same three: ``<size>``,
+#: ``<size>+hrf`` and ``<size>+qhrf``.
 VARIANTS = {
-    "light": ("light", None),
-    "light+hrf": ("light", {}),
-    "large": ("large", None),
-    # Quantization-aware HRF (issue 6): the merged kernel is fake-quantized while training.
-    "light+qhrf": ("light", {"quantize_merged": True}),
+    f"{size}{suffix}": (size, hrf)
+    for size in ("light", "tiny", "large")
+    for suffix, hrf in (("", None), ("+hrf", {}), ("+qhrf", {"quantize_merged": True}))
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """What a variant name asks for (see :func:`parse_variant`).
+
+    Attributes:
+        name: The name as given.
+        size: The preset.
+        hrf: ``None`` (plain) or :class:`~keras_hrf.models.HRFConfig` fields.
+        model: Preset hyper-parameters to override (e.g. ``{"stem": "conv1d"}``).
+    """
+
+    name: str
+    size: str
+    hrf: dict | None
+    model: dict
 
 
 def load_features(
@@ -41,55 +59,108 @@ def load_features(
     cache_dir: str | Path,
     params: FeatureParams | None = None,
     progress: bool = True,
+    folds_file: str | Path | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame, FeatureParams]:
-    """Manifest and cached features of a corpus (bad files reported and skipped)."""
+    """Manifest and cached features of a corpus (bad files reported and skipped).
+
+    With ``folds_file``, the fold file is checked against the manifest *before* any feature is
+    computed (unknown speakers, a speaker in two folds or in none, an empty fold).
+    """
     params = params or FeatureParams()
     manifest = load_corpus(corpus, root)
+    if folds_file is not None:
+        splits.folds_from_file(manifest, folds_file)
     feats, manifest = extract(manifest, params, cache_dir=cache_dir, progress=progress)
     return feats, manifest, params
 
 
-def parse_variant(variant: str) -> tuple[str, dict | None]:
-    """``(size, hrf options)`` of a variant name.
+def make_folds(
+    manifest: pd.DataFrame, n_folds: int = 6, folds_file: str | Path | None = None
+) -> tuple[list[splits.Split], str]:
+    """The folds of an experiment and a sentence that says what they are.
 
-    A name is one of :data:`VARIANTS`, optionally followed by HRF options for an ablation:
+    ``folds_file`` (published test speakers, :func:`data_prep.splits.read_fold_file`) wins over
+    ``n_folds`` (:func:`data_prep.splits.speaker_kfold` with seed 0).
+    """
+    if folds_file is not None:
+        ff = splits.read_fold_file(folds_file)
+        about = (
+            f"the {ff.n_folds} published folds of `{Path(folds_file).name}` (every speaker "
+            "tested once; validation speakers drawn from each fold's training speakers)"
+        )
+        if ff.description:
+            about += f". {ff.description}"
+        return splits.predefined_folds(manifest, ff), about
+    about = (
+        f"speaker {n_folds}-fold cross-validation (`speaker_kfold`, seed 0; every speaker tested "
+        "once)"
+    )
+    return splits.speaker_kfold(manifest, n_folds=n_folds, seed=0), about
+
+
+def parse_variant(variant: str) -> Variant:
+    """The :class:`Variant` a name asks for.
+
+    A name is one of :data:`VARIANTS`, optionally followed by ``:KEY=VALUE,...`` options: keys
+    of :class:`~keras_hrf.models.HRFConfig` (an HRF ablation, on HRF variants only) or preset
+    hyper-parameters of the families (``keras_hrf.models.hyper_parameters``), e.g.
     ``light+hrf:expansion=4``, ``light+hrf:sites=ffn_in/ffn_out,factor_init=identity``,
-    ``light+qhrf:factor_lr_scale=0.3`` (keys of :class:`~keras_hrf.models.HRFConfig`; ``/``
-    separates the sites). The options are checked by building the HRFConfig, so a typo is an
-    error before any training starts.
+    ``light:stem=conv1d``, ``light+hrf:stem_strides=4x2/2x2``. Values: numbers, ``true`` /
+    ``false``, ``/`` separates list items, ``AxB`` is a pair of integers. HRF options are checked
+    by building the HRFConfig and model keys against the families, so a typo is an error before
+    any training starts (whether a family has the key is checked when its runs are configured).
 
     Raises:
-        ValueError: Unknown base name, options on a variant without HRF, a malformed or unknown
-            option.
+        ValueError: Unknown base name, HRF options on a variant without HRF, a malformed or
+            unknown option.
     """
+    from keras_hrf import models
     from keras_hrf.models.hrf_config import HRFConfig
 
     name, _, options = variant.partition(":")
     if name not in VARIANTS:
         raise ValueError(
             f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}, optionally with "
-            "HRF options, e.g. light+hrf:expansion=4"
+            "options, e.g. light+hrf:expansion=4 or light:stem=conv1d"
         )
     size, hrf = VARIANTS[name]
-    if not options:
-        return size, hrf
-    if hrf is None:
-        raise ValueError(f"variant {variant!r}: {name!r} has no HRF layers to set options on")
-    hrf = dict(hrf)
-    for item in options.split(","):
+    hrf = None if hrf is None else dict(hrf)
+    model: dict = {}
+    hrf_keys = {f.name for f in dataclasses.fields(HRFConfig)}
+    model_keys = set().union(*(models.hyper_parameters(f) for f in models.FAMILIES))
+    for item in options.split(",") if options else []:
         key, eq, value = item.partition("=")
         if not eq or not key or not value:
             raise ValueError(f"variant {variant!r}: expected KEY=VALUE options, got {item!r}")
-        hrf[key] = _option_value(key, value)
-    HRFConfig.from_any(hrf)  # validates keys and values now, not after hours of other runs
-    return size, hrf
+        if key in hrf_keys:
+            if hrf is None:
+                raise ValueError(
+                    f"variant {variant!r}: {name!r} has no HRF layers to set {key!r} on"
+                )
+            hrf[key] = _option_value(key, value)
+        elif key in model_keys:
+            model[key] = _option_value(key, value)
+        else:
+            raise ValueError(
+                f"variant {variant!r}: unknown option {key!r}; HRF options: "
+                f"{', '.join(sorted(hrf_keys))}; model options: {', '.join(sorted(model_keys))}"
+            )
+    if hrf:
+        HRFConfig.from_any(hrf)  # validates values now, not after hours of other runs
+    return Variant(variant, size, hrf, model)
 
 
 def _option_value(key: str, value: str):
-    if key == "sites":
-        return value.split("/")
+    if "/" in value or key == "sites":
+        return [_scalar(v) for v in value.split("/")]
+    return _scalar(value)
+
+
+def _scalar(value: str):
     if value.lower() in ("true", "false"):
         return value.lower() == "true"
+    if re.fullmatch(r"\d+x\d+", value):
+        return [int(v) for v in value.split("x")]
     for cast in (int, float):
         try:
             return cast(value)
@@ -105,12 +176,14 @@ def variant_dirname(variant: str) -> str:
 
 
 def _variant_config(base: TrainConfig, variant: str) -> TrainConfig:
-    """``base`` for one variant; HRF options of ``base`` (e.g. ``--hrf-expansion``) apply to
-    every HRF variant, the variant's own options on top."""
-    size, hrf = parse_variant(variant)
+    """``base`` for one variant; HRF options and model overrides of ``base`` (e.g.
+    ``--hrf-expansion``) apply to every variant, the variant's own options on top."""
+    v = parse_variant(variant)
+    hrf = v.hrf
     if hrf is not None and base.hrf:
         hrf = {**base.hrf, **hrf}
-    return dataclasses.replace(base, size=size, hrf=hrf)
+    overrides = {**base.model_overrides, **v.model}
+    return dataclasses.replace(base, size=v.size, hrf=hrf, model_overrides=overrides)
 
 
 def _row(family: str, variant: str, run_dir: Path) -> dict:
@@ -134,7 +207,63 @@ def _row(family: str, variant: str, run_dir: Path) -> dict:
         "flatbuffer_bytes": int8.get("flatbuffer_bytes"),
         "arena_bytes": int8.get("arena_recommended"),
         "seconds": m["seconds"],
+        "path": str(run_dir),
     }
+
+
+#: TrainConfig fields that the protocol paragraph of a report states.
+_PROTOCOL_FIELDS = (
+    "epochs",
+    "patience",
+    "batch_size",
+    "learning_rate",
+    "schedule",
+    "warmup_epochs",
+    "weight_decay",
+    "label_smoothing",
+    "time_masks",
+    "time_mask_max",
+    "freq_masks",
+    "freq_mask_max",
+    "class_balance",
+    "exclude_floor",
+)
+
+
+def protocol_values(run_dirs) -> dict[str, dict]:
+    """``{field: {value: number of runs}}`` of the training settings the runs were made with,
+    read from each run's ``config.json`` (so a report describes the runs, not its own
+    command line)."""
+    out: dict[str, dict] = {f: {} for f in _PROTOCOL_FIELDS}
+    for run_dir in run_dirs:
+        train = json.loads((Path(run_dir) / "config.json").read_text())["train"]
+        for f in _PROTOCOL_FIELDS:
+            value = train.get(f, getattr(TrainConfig, f, None))
+            out[f][value] = out[f].get(value, 0) + 1
+    return out
+
+
+def protocol_text(values: dict[str, dict]) -> str:
+    """The protocol paragraph for :func:`protocol_values`; a setting that differs between runs is
+    given with its run counts."""
+
+    def v(field: str) -> str:
+        seen = values.get(field) or {}
+        if len(seen) == 1:
+            return str(next(iter(seen)))
+        return "/".join(f"{k} ({n} runs)" for k, n in sorted(seen.items(), key=str)) or "-"
+
+    return (
+        f"Training (from the runs' config.json): up to {v('epochs')} epochs, early stopping on "
+        f"validation UA (patience {v('patience')}, best weights restored), batch "
+        f"{v('batch_size')}, learning rate {v('learning_rate')} ({v('schedule')}, warm-up "
+        f"{v('warmup_epochs')} epochs), weight decay {v('weight_decay')}, label smoothing "
+        f"{v('label_smoothing')}, SpecAugment {v('time_masks')}x time <= {v('time_mask_max')} "
+        f"frames and {v('freq_masks')}x frequency <= {v('freq_mask_max')} bands, class balance: "
+        f"{v('class_balance')}, normaliser without the log floor: {v('exclude_floor')}. "
+        "Validation speakers are taken from the training folds. int8: full-integer post-training "
+        "quantization of the merged model, evaluated with LiteRT."
+    )
 
 
 def demo(
@@ -150,6 +279,7 @@ def demo(
     qat: bool = False,
     qat_epochs: int = 0,
     progress: bool = True,
+    folds_file: str | Path | None = None,
 ) -> pd.DataFrame:
     """Run the main job and write ``out/REPORT.md``; returns the comparison table.
 
@@ -166,6 +296,8 @@ def demo(
         qat: Train the HRF variant quantization-aware (``light+qhrf``, see ``VARIANTS``).
         qat_epochs: Quantization-aware fine-tuning epochs of every merged model before export
             (:mod:`keras_hrf.qat`); the report's int8 columns are then those of the tuned model.
+        folds_file: Published folds of ``corpus`` (:func:`data_prep.splits.read_fold_file`);
+            the demo tests on the first.
     """
     out = Path(out)
     if corpus is None:
@@ -177,10 +309,17 @@ def demo(
         corpus = "synthetic"
     elif root is None:
         raise ValueError(f"--root is required with --corpus {corpus}")
-    feats, manifest, params = load_features(corpus, root, out / "cache", progress=progress)
-    n_speakers = manifest["speaker"].nunique()
-    n_folds = max(3, min(6, n_speakers // 2))
-    split = splits.speaker_kfold(manifest, n_folds=n_folds, seed=seed)[0]
+    if folds_file is not None and corpus == "synthetic" and root == out / "data":
+        raise ValueError("--folds-file needs --corpus and --root (the folds name its speakers)")
+    feats, manifest, params = load_features(
+        corpus, root, out / "cache", progress=progress, folds_file=folds_file
+    )
+    if folds_file is not None:
+        split = splits.folds_from_file(manifest, folds_file, seed=seed)[0]
+    else:
+        n_speakers = manifest["speaker"].nunique()
+        n_folds = max(3, min(6, n_speakers // 2))
+        split = splits.speaker_kfold(manifest, n_folds=n_folds, seed=seed)[0]
     base = TrainConfig(
         family=family,
         epochs=epochs or (12 if quick else 40),
@@ -270,6 +409,7 @@ def reproduce(
     command: str | None = None,
     report_only: bool = False,
     progress: bool = True,
+    folds_file: str | Path | None = None,
 ) -> pd.DataFrame:
     """The paper's comparison over speaker folds x seeds; resumable.
 
@@ -284,16 +424,28 @@ def reproduce(
     ``command`` (the command line that ran it) is quoted in the report, and ``out/NOTES.md``
     (hand-written notes), if present, is appended to it. ``report_only``
     trains and exports nothing: it summarises the runs that have finished (e.g. while another
-    process is still running the rest).
+    process is still running the rest). ``folds_file`` replaces the ``n_folds`` speaker folds by
+    published ones (:func:`make_folds`); it is checked before any feature is computed.
     """
     out = Path(out)
-    for variant in variants:
-        parse_variant(variant)  # a typo fails now, not after hours of other runs
     base = base or TrainConfig()
+    configs = {}
+    for variant in variants:
+        for family in families:
+            # A typo or a key a family lacks fails now, not after hours of other runs.
+            cfg = dataclasses.replace(_variant_config(base, variant), family=family)
+            models.preset_params(cfg.family, cfg.size, **cfg.model_overrides)
+            configs[family, variant] = cfg
     cache = out / "cache" if cache_dir is None else cache_dir
-    feats, manifest, params = load_features(corpus, root, cache, progress=progress)
-    all_splits = splits.speaker_kfold(manifest, n_folds=n_folds, seed=0)
+    feats, manifest, params = load_features(
+        corpus, root, cache, progress=progress, folds_file=folds_file
+    )
+    all_splits, folds_about = make_folds(manifest, n_folds, folds_file)
+    n_folds = len(all_splits)
     fold_ids = list(range(n_folds)) if folds is None else list(folds)
+    bad = [f for f in fold_ids if not 0 <= f < n_folds]
+    if bad:
+        raise ValueError(f"fold(s) {bad} do not exist: the experiment has folds 0..{n_folds - 1}")
     rows = []
     y_all, _ = encode_labels(manifest["emotion"])
     for family, fold, seed, variant in itertools.product(families, fold_ids, seeds, variants):
@@ -302,7 +454,7 @@ def reproduce(
         if report_only and not (run_dir / "metrics.json").is_file():
             continue
         if not (run_dir / "metrics.json").is_file():
-            cfg = dataclasses.replace(_variant_config(base, variant), family=family, seed=seed)
+            cfg = dataclasses.replace(configs[family, variant], seed=seed)
             result = fit(cfg, feats, manifest, split, feature_params=params, progress=progress)
             save_run(result, run_dir, export=export)
         elif (
@@ -318,7 +470,9 @@ def reproduce(
     table.to_csv(out / "runs.csv", index=False)
     summary = summarize(table)
     reports.atomic_write_json(out / "summary.json", summary)
-    report = reproduce_report(summary, corpus, n_folds, base, command)
+    report = reproduce_report(
+        summary, corpus, n_folds, base, command, folds_about=folds_about, runs=table
+    )
     if (out / "NOTES.md").is_file():
         # Hand-written notes (how the runs were made, the reading of the numbers) are kept in
         # NOTES.md and appended, so regenerating the report never loses them.
@@ -369,9 +523,9 @@ def summarize(table: pd.DataFrame) -> dict:
             paired[family] = entry
         elif variant == "light+qhrf":
             paired_q[family] = entry
-        size, hrf = parse_variant(variant)
+        v = parse_variant(variant)
         default = ua.get((family, "light+hrf"))
-        is_option = size == "light" and hrf is not None and variant != "light+hrf"
+        is_option = v.size == "light" and v.hrf is not None and variant != "light+hrf"
         vs_default = paired_difference(default, b) if is_option and default is not None else None
         ablation.setdefault(family, {})[variant] = {**entry, "vs_default": vs_default}
     # Several families (and many ablation rows) are tested at once: a p below 0.05 in one of
@@ -498,8 +652,14 @@ def reproduce_report(
     n_folds: int,
     base: TrainConfig | None = None,
     command: str | None = None,
+    folds_about: str | None = None,
+    runs: pd.DataFrame | None = None,
 ) -> str:
-    """``REPORT.md`` of a reproduction."""
+    """``REPORT.md`` of a reproduction.
+
+    The protocol paragraph is read from the ``config.json`` of the summarised ``runs`` (with a
+    ``path`` column); without them, from ``base``.
+    """
 
     def ms(v):
         if v is None or v["mean"] is None:
@@ -590,12 +750,18 @@ def reproduce_report(
         if ablation
         else []
     )
+    if runs is not None and len(runs) and "path" in runs:
+        protocol = protocol_text(protocol_values(runs["path"]))
+    elif base is not None:
+        protocol = protocol_text({f: {getattr(base, f): 1} for f in _PROTOCOL_FIELDS})
+    else:
+        protocol = None
+    about = folds_about or f"speaker {n_folds}-fold cross-validation (every speaker tested once)"
     return "\n".join(
         [
             f"# Reproduction on {corpus}: light vs light+HRF vs large",
             "",
-            f"Speaker {n_folds}-fold cross-validation (every speaker tested once) x seeds; test "
-            "figures as mean ± std over runs (%).",
+            f"{about[0].upper() + about[1:]}; x seeds; test figures as mean ± std over runs (%).",
             "",
             reports.markdown_table(
                 [
@@ -636,22 +802,7 @@ def reproduce_report(
             *ablation_section,
             "## Protocol",
             "",
-            *(
-                [
-                    f"Training: up to {base.epochs} epochs, early stopping on validation UA "
-                    f"(patience {base.patience}, best weights restored), batch {base.batch_size}, "
-                    f"learning rate {base.learning_rate} ({base.schedule}), weight decay "
-                    f"{base.weight_decay}, SpecAugment {base.time_masks}x time <= "
-                    f"{base.time_mask_max} frames and {base.freq_masks}x frequency <= "
-                    f"{base.freq_mask_max} bands, class balance: {base.class_balance}, "
-                    f"normaliser without the log floor: {base.exclude_floor}. Validation "
-                    "speakers are taken from the training folds. int8: full-integer post-training "
-                    "quantization of the merged model, evaluated with LiteRT.",
-                    "",
-                ]
-                if base is not None
-                else []
-            ),
+            *([protocol, ""] if protocol else []),
             *([f"Command: `{command}`", ""] if command else []),
         ]
     )

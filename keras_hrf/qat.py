@@ -12,7 +12,7 @@ costs little. The mechanism is the same graph rewrite as :func:`keras_hrf.repara
 
 What the twins fake-quantize, mirroring the tensors of the int8 TFLite graph:
 
-- ``Dense`` / ``Conv1D`` / ``DepthwiseConv1D`` kernels per output channel, symmetric (the
+- ``Dense`` / ``Conv1D`` / ``Conv2D`` / depthwise kernels per output channel, symmetric (the
   converter folds a following ``BatchNormalization`` into the depthwise kernel; per-channel
   symmetric quantization commutes with that per-channel scaling, so quantizing the unfolded
   kernel is exact);
@@ -194,6 +194,53 @@ class QATDepthwiseConv1D(_RangeTracked, keras.layers.DepthwiseConv1D):
 
 
 @keras.saving.register_keras_serializable(package="keras_hrf")
+class QATConv2D(_QuantizedKernel, keras.layers.Conv2D):
+    """``Conv2D`` with a per-channel fake-quantized kernel.
+
+    Its output is an int8 tensor of the TFLite graph only when the convolution has a bias: the
+    bias-free convolutions of these models (``ds_cnn``) are followed by a
+    ``BatchNormalization`` that the converter folds into them, so their int8 tensor is the
+    normalisation's output (fake-quantized by :class:`QATBatchNormalization`).
+    """
+
+    def _range_tags(self, input_shape):
+        return ["out"] if self.use_bias else []
+
+    def call(self, inputs, training=None):
+        out = super().call(inputs)
+        return self._fq("out", out, training) if self.use_bias else out
+
+
+@keras.saving.register_keras_serializable(package="keras_hrf")
+class QATDepthwiseConv2D(_RangeTracked, keras.layers.DepthwiseConv2D):
+    """``DepthwiseConv2D`` with its kernel fake-quantized per output channel; the output is left
+    to the ``BatchNormalization`` that follows (see :class:`QATDepthwiseConv1D`)."""
+
+    def _range_tags(self, input_shape):
+        return []
+
+    def call(self, inputs, training=None):
+        kernel = self.kernel
+        if not self._calibrating:
+            kh, kw, c, m = kernel.shape
+            flat = fake_quant_per_channel(ops.reshape(kernel, (kh, kw, c * m)))
+            kernel = ops.reshape(flat, (kh, kw, c, m))
+        out = ops.depthwise_conv(
+            inputs,
+            kernel,
+            strides=self.strides,
+            padding=self.padding,
+            dilation_rate=self.dilation_rate,
+            data_format=self.data_format,
+        )
+        if self.use_bias:
+            out = ops.add(out, ops.reshape(self.bias, (1,) * (len(out.shape) - 1) + (-1,)))
+        if self.activation is not None:
+            out = self.activation(out)
+        return out
+
+
+@keras.saving.register_keras_serializable(package="keras_hrf")
 class QATBatchNormalization(_RangeTracked, keras.layers.BatchNormalization):
     """``BatchNormalization`` with frozen statistics and a fake-quantized output.
 
@@ -315,6 +362,8 @@ TWINS: dict[type, type] = {
     keras.layers.Dense: QATDense,
     keras.layers.Conv1D: QATConv1D,
     keras.layers.DepthwiseConv1D: QATDepthwiseConv1D,
+    keras.layers.Conv2D: QATConv2D,
+    keras.layers.DepthwiseConv2D: QATDepthwiseConv2D,
     keras.layers.BatchNormalization: QATBatchNormalization,
     keras.layers.Add: QATAdd,
     keras.layers.GlobalAveragePooling1D: QATGlobalAveragePooling1D,

@@ -62,9 +62,11 @@ def _int8_runs(flat: bytes, x: np.ndarray) -> tuple[np.ndarray, int]:
     callers that need the predictions too do not run LiteRT twice (the output scale is
     positive, so the argmax of the int8 outputs is that of the dequantized ones)."""
     from keras_hrf.export import check, quant
+    from keras_hrf.export.flatbuffer import as_input_batch
 
     it = check.litert_interpreter(flat)
-    x_int8 = quant.quantize(x, *it.get_input_details()[0]["quantization"])
+    detail = it.get_input_details()[0]
+    x_int8 = quant.quantize(as_input_batch(x, detail["shape"]), *detail["quantization"])
     a, _ = check.run_litert(flat, x_int8)
     b, _ = check.run_tflm(flat, x_int8, arena_size=4 * 1024 * 1024)
     return a, int(np.abs(a.astype(int) - b.astype(int)).max())

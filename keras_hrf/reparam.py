@@ -116,7 +116,10 @@ def rewrite(
 
 
 def merge(model: keras.Model) -> keras.Model:
-    """Replace every ``HRFDense`` of a trained model by a plain ``Dense`` with merged weights.
+    """Replace every HRF layer of a trained model by its plain layer with merged weights.
+
+    ``HRFDense`` becomes a ``Dense``, ``HRFPointwiseConv2D`` a 1x1 ``Conv2D`` (each layer's
+    ``deploy_layer()``).
 
     Args:
         model: A functional (or Sequential) model, e.g. from :func:`keras_hrf.models.build` with
@@ -130,18 +133,10 @@ def merge(model: keras.Model) -> keras.Model:
         TypeError: for a subclassed model (the message says what to do instead).
     """
 
-    def to_dense(layer):
-        if not isinstance(layer, HRFDense):
-            return None
-        return keras.layers.Dense(
-            layer.units,
-            activation=layer.activation,
-            use_bias=layer.has_merged_bias,
-            name=layer.name,
-            dtype=layer.dtype_policy,
-        )
+    def to_plain(layer):
+        return layer.deploy_layer() if isinstance(layer, HRFDense) else None
 
-    return rewrite(model, to_dense, weights_for=lambda layer: layer.merged_weights())
+    return rewrite(model, to_plain, weights_for=lambda layer: layer.merged_weights())
 
 
 def set_layer_norm_lowering(model: keras.Model, lowering: str) -> keras.Model:

@@ -69,6 +69,7 @@ def save_run(result: RunResult, out_dir: str | Path, *, export: bool = True) -> 
                 "labels": result.labels,
                 "feature_params": result.feature_params.to_dict(),
                 "normalizer": result.normalizer.to_dict(),
+                **({"split": split_speakers(result.split)} if result.split is not None else {}),
             },
         )
         title = f"{result.config.family} {result.config.variant} (seed {result.config.seed})"
@@ -84,6 +85,16 @@ def save_run(result: RunResult, out_dir: str | Path, *, export: bool = True) -> 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def split_speakers(split) -> dict:
+    """The speakers of each part of a split (what ``config.json`` records as ``split``)."""
+    return {
+        "name": split.name,
+        "train_speakers": list(split.train_speakers),
+        "val_speakers": list(split.val_speakers),
+        "test_speakers": list(split.test_speakers),
+    }
 
 
 def _export_device(result: RunResult, device_dir: Path) -> dict:

@@ -218,7 +218,7 @@ def classify_stream(
     with capture_output():  # TFLM prints through MicroPrintf; keep the CLI's output clean
         for j in range(n_windows):
             window = rows[j * hop_rows : j * hop_rows + params.frames]
-            interpreter.set_input(np.ascontiguousarray(window[None]), 0)
+            interpreter.set_input(np.ascontiguousarray(window.reshape(meta.input_shape)), 0)
             interpreter.invoke()
             outputs.append(np.array(interpreter.get_output(0)).reshape(-1))
     posteriors = _softmax(meta.logits(np.stack(outputs)).astype(np.float64)).astype(np.float32)

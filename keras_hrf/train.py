@@ -140,6 +140,7 @@ class RunResult:
         representative: A sample of normalised training features for int8 calibration.
         deployed: The model that is exported: ``merged`` after quantization-aware fine-tuning
             (``config.qat_epochs > 0``), else ``None`` (the merged model itself).
+        split: The split the run trained, validated and tested on.
     """
 
     config: TrainConfig
@@ -153,6 +154,7 @@ class RunResult:
     predictions: dict[str, np.ndarray]
     representative: np.ndarray
     deployed: keras.Model | None = None
+    split: Split | None = None
 
     @property
     def to_deploy(self) -> keras.Model:
@@ -441,4 +443,5 @@ def fit(
         predictions=predictions,
         representative=representative,
         deployed=deployed,
+        split=split,
     )

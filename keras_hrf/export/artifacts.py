@@ -121,7 +121,12 @@ class ModelMeta:
             ``[1, frames, n_mels]`` int8 (or float32 for a float model).
         """
         return features_to_input(
-            features, self.normalizer, self.input_scale, self.input_zero_point, self.input_dtype
+            features,
+            self.normalizer,
+            self.input_scale,
+            self.input_zero_point,
+            self.input_dtype,
+            input_shape=self.input_shape,
         )
 
     def logits(self, output: np.ndarray) -> np.ndarray:
@@ -136,15 +141,26 @@ class ModelMeta:
 
 
 def features_to_input(
-    features: np.ndarray, normalizer, scale: float, zero_point: int, dtype: str = "int8"
+    features: np.ndarray,
+    normalizer,
+    scale: float,
+    zero_point: int,
+    dtype: str = "int8",
+    input_shape: Sequence[int] | None = None,
 ) -> np.ndarray:
-    """Normalise ``[frames, n_mels]`` features and quantize them to a batch-1 input tensor."""
+    """Normalise ``[frames, n_mels]`` features and quantize them to a batch-1 input tensor.
+
+    ``input_shape`` (the flatbuffer's, e.g. ``[1, frames, n_mels, 1]``) sets the returned shape;
+    default ``[1, frames, n_mels]``.
+    """
     x = np.asarray(features, dtype=np.float32)
     if x.ndim == 2:
         x = x[None]
     if x.ndim != 3 or x.shape[0] != 1:
         raise ValueError(f"expected features [frames, n_mels], got shape {np.shape(features)}")
     x = normalizer.transform(x)
+    if input_shape is not None:
+        x = x.reshape(tuple(int(n) for n in input_shape))
     return quant.quantize(x, scale, zero_point) if dtype == "int8" else x.astype(np.float32)
 
 
@@ -198,9 +214,14 @@ def load_meta(path: str | os.PathLike) -> ModelMeta:
         raise MetaError(f"{file}: {e}") from e
     labels = tuple(str(v) for v in doc["labels"])
     shape = tuple(int(n) for n in doc["input"]["shape"])
-    if normalizer.mean.size != shape[-1] or params.n_mels != shape[-1]:
+    if len(shape) not in (3, 4) or (len(shape) == 4 and shape[3] != 1):
         raise MetaError(
-            f"{file}: input has {shape[-1]} mel bands but feature_params.n_mels is "
+            f"{file}: input.shape {list(shape)} is not [1, frames, n_mels] or "
+            "[1, frames, n_mels, 1]"
+        )
+    if normalizer.mean.size != shape[2] or params.n_mels != shape[2]:
+        raise MetaError(
+            f"{file}: input has {shape[2]} mel bands but feature_params.n_mels is "
             f"{params.n_mels} and the normaliser has {normalizer.mean.size}"
         )
     if len(labels) != int(np.prod(doc["output"]["shape"])):

@@ -181,9 +181,7 @@ def predict(tflite_bytes: bytes, x: np.ndarray) -> np.ndarray:
         float32 ``[N, classes]``.
     """
     info = flatbuffer.parse(tflite_bytes)
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == len(info.input.shape) - 1:
-        x = x[None]
+    x = flatbuffer.as_input_batch(np.asarray(x, dtype=np.float32), info.input.shape)
     if info.input.dtype != "INT8":
         return run_litert(tflite_bytes, x)[0].astype(np.float32)
     q = quant.quantize(x, *flatbuffer.quantization_params(info.input))
@@ -507,13 +505,7 @@ def run_check(
     if samples is None:
         rng = np.random.default_rng(0)
         samples = rng.standard_normal((DEFAULT_RANDOM_SAMPLES,) + tuple(inp.shape[1:]))
-    x = np.asarray(samples, dtype=np.float32)
-    if x.ndim == len(inp.shape) - 1:
-        x = x[None]
-    if tuple(x.shape[1:]) != tuple(inp.shape[1:]):
-        raise ValueError(
-            f"samples have shape {x.shape}, the model input is {list(inp.shape)} (batch 1)"
-        )
+    x = flatbuffer.as_input_batch(np.asarray(samples, dtype=np.float32), inp.shape)
     in_scale, in_zero = flatbuffer.quantization_params(inp)
     out_scale, out_zero = flatbuffer.quantization_params(out)
     model_in = quant.quantize(x, in_scale, in_zero) if quantization == "int8" else x
@@ -545,7 +537,10 @@ def run_check(
     if keras_model is not None:
         from keras_hrf import models, reparam
 
-        reference = np.asarray(keras_model.predict(x, verbose=0, batch_size=32))
+        keras_shape = (len(x),) + tuple(int(n) for n in keras_model.inputs[0].shape[1:])
+        reference = np.asarray(
+            keras_model.predict(x.reshape(keras_shape), verbose=0, batch_size=32)
+        )
         ref_name = "keras"
         deployed = reparam.merge(keras_model) if reparam.has_hrf(keras_model) else keras_model
         macs = models.count_macs(deployed)

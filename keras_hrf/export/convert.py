@@ -46,14 +46,39 @@ def static_batch_one(model: keras.Model) -> keras.Model:
         raise ConversionError(str(e)) from e
 
 
-def _representative(data: np.ndarray, num_samples: int, seed: int):
+def tflite_input_shape(model: keras.Model) -> tuple[int, ...]:
+    """The input shape (without batch) that the flatbuffer of ``model`` gets.
+
+    The model's own ``(frames, n_mels)``, except for a model whose input goes straight into a
+    ``Reshape`` to ``(frames, n_mels, 1)`` (the Conv2D stems and ``ds_cnn``): it gets
+    ``(frames, n_mels, 1)``. Same bytes in the same order, but TFLite Micro then needs no
+    RESHAPE, which it runs as a copy: the input and its copy would both be in the arena
+    (2 x 19,200 bytes for 3 s of 64-band log-Mel, a third of a 64 KiB budget).
+    """
+    shape = tuple(int(n) for n in model.inputs[0].shape[1:])
+    consumers = [
+        layer
+        for layer in model.layers
+        for node in getattr(layer, "_inbound_nodes", [])
+        if any(t is model.inputs[0] for t in node.input_tensors)
+    ]
+    if (
+        len(consumers) == 1
+        and isinstance(consumers[0], keras.layers.Reshape)
+        and tuple(consumers[0].target_shape) == shape + (1,)
+    ):
+        return shape + (1,)
+    return shape
+
+
+def _representative(data: np.ndarray, num_samples: int, seed: int, shape: tuple[int, ...]):
     # A seeded random subset, so that two conversions of one model give the same flatbuffer.
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(data))[: min(num_samples, len(data))]
 
     def gen():
         for i in idx:
-            yield [np.asarray(data[i : i + 1], dtype=np.float32)]
+            yield [np.asarray(data[i : i + 1], dtype=np.float32).reshape((1,) + shape)]
 
     return gen
 
@@ -153,8 +178,15 @@ def make_converter(
     shape = tuple(int(n) for n in m1.inputs[0].shape[1:])
     data = _check_data(representative_data, shape) if quantization == "int8" else None
 
-    spec = tf.TensorSpec((1,) + shape, tf.float32, name=m1.inputs[0].name or "features")
-    fn = tf.function(lambda x: m1(x, training=False), input_signature=[spec], autograph=False)
+    # A (frames, n_mels, 1) flatbuffer input (see tflite_input_shape): the RESHAPE back to the
+    # model's input and the model's own RESHAPE to (frames, n_mels, 1) cancel in the converter.
+    flat_shape = tflite_input_shape(m1)
+    spec = tf.TensorSpec((1,) + flat_shape, tf.float32, name=m1.inputs[0].name or "features")
+
+    def call(x):
+        return m1(tf.reshape(x, (1,) + shape) if flat_shape != shape else x, training=False)
+
+    fn = tf.function(call, input_signature=[spec], autograph=False)
     try:
         with _quiet():
             frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
@@ -163,7 +195,7 @@ def make_converter(
         raise _converter_error(e) from e
     if quantization == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = _representative(data, num_samples, seed)
+        converter.representative_dataset = _representative(data, num_samples, seed, flat_shape)
         # INT8 builtins only: the converter then fails instead of silently keeping a float op
         # it cannot quantize.
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

@@ -451,3 +451,33 @@ def quantization_params(tensor: TensorInfo) -> tuple[float, int]:
 def numpy_dtype(tensor: TensorInfo) -> np.dtype:
     """The numpy dtype of a tensor type name."""
     return np.dtype(tensor.dtype.lower())
+
+
+def as_input_batch(x: np.ndarray, input_shape) -> np.ndarray:
+    """Features shaped as a batch for a flatbuffer's input tensor.
+
+    Accepts one example or a batch, in the model's ``(frames, n_mels)`` layout or the
+    flatbuffer's, which may add a trailing channel axis of 1 (``(frames, n_mels, 1)``, see
+    :func:`keras_hrf.export.convert.tflite_input_shape`: same values in the same order).
+
+    Args:
+        x: ``[frames, n_mels]``, ``[N, frames, n_mels]`` or ``[N, frames, n_mels, 1]``.
+        input_shape: The input tensor's shape, batch first (``[1, frames, n_mels(, 1)]``).
+
+    Returns:
+        ``x`` reshaped to ``(N,) + input_shape[1:]``.
+
+    Raises:
+        ValueError: ``x`` does not hold whole examples of the input's shape.
+    """
+    per = tuple(int(n) for n in input_shape[1:])
+    core = per[:-1] if len(per) > 1 and per[-1] == 1 else per
+    x = np.asarray(x)
+    if x.shape in (core, per):
+        x = x[None]
+    if x.ndim not in (len(core) + 1, len(per) + 1) or tuple(x.shape[1 : 1 + len(core)]) != core:
+        raise ValueError(
+            f"samples have shape {x.shape}, the model input is {[int(n) for n in input_shape]} "
+            "(batch 1)"
+        )
+    return x.reshape((len(x),) + per)

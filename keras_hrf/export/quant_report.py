@@ -52,6 +52,7 @@ from keras_hrf.export.convert import (
     _quiet,
     _representative,
     make_converter,
+    tflite_input_shape,
 )
 from keras_hrf.export.flatbuffer import ConversionError
 
@@ -574,15 +575,16 @@ def quant_report(
     rep = data if representative_data is None else representative_data
     converter = make_converter(model, rep, "int8", num_samples, seed)
 
-    eval_gen = _representative(data, num_debug, seed + 1)
+    eval_gen = _representative(data, num_debug, seed + 1, shape)
     x = np.concatenate([batch[0] for batch in eval_gen()])
+    flat_shape = (1,) + tflite_input_shape(model)
     in_params: list[tuple[float, int]] = []
 
     def debug_dataset():
         # The debugger would quantize float inputs with np.round and a wrapping int8 cast; feed
         # int8 quantized as TFLite (and check.predict) do: round half away, clamp.
         for i in range(len(x)):
-            yield [quant.quantize(x[i : i + 1], *in_params[0])]
+            yield [quant.quantize(x[i : i + 1].reshape(flat_shape), *in_params[0])]
 
     def _options(**kw):
         return tf.lite.experimental.QuantizationDebugOptions(

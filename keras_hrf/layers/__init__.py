@@ -2,7 +2,14 @@
 
 from keras_hrf.layers.attention import MultiHeadAttentionCore
 from keras_hrf.layers.glu import GLU
-from keras_hrf.layers.hrf_dense import FACTOR_INITS, HRFDense
+from keras_hrf.layers.hrf_dense import FACTOR_INITS, HRFDense, HRFPointwiseConv2D
 from keras_hrf.layers.layer_norm import LayerNorm
 
-__all__ = ["FACTOR_INITS", "GLU", "HRFDense", "LayerNorm", "MultiHeadAttentionCore"]
+__all__ = [
+    "FACTOR_INITS",
+    "GLU",
+    "HRFDense",
+    "HRFPointwiseConv2D",
+    "LayerNorm",
+    "MultiHeadAttentionCore",
+]

@@ -97,7 +97,11 @@ class MultiHeadAttentionCore(keras.layers.Layer):
         q = q * (1.0 / math.sqrt(head_dim))
         rank = len(q.shape)
         swap = tuple(range(rank - 2)) + (rank - 1, rank - 2)
-        if self.per_head:
+        if self.num_heads == 1:
+            # No slicing for one head: a full-width slice would still be a STRIDED_SLICE op
+            # (and a tensor) per input in the TFLite graph.
+            out = self._attend(q, k, v, swap, head=0)
+        elif self.per_head:
             heads = []
             for h in range(self.num_heads):
                 sl = slice(h * head_dim, (h + 1) * head_dim)

@@ -216,6 +216,20 @@ class HRFDense(keras.layers.Layer):
             raise AssertionError("merged bias missing")
         return bias
 
+    def deploy_layer(self) -> keras.layers.Layer:
+        """A fresh, unbuilt plain layer of the same name that :meth:`merged_weights` loads into.
+
+        ``keras.layers.Dense`` here; :class:`HRFPointwiseConv2D` returns a 1x1 ``Conv2D``. This is
+        what :func:`keras_hrf.reparam.merge` puts in the layer's place.
+        """
+        return keras.layers.Dense(
+            self.units,
+            activation=self.activation,
+            use_bias=self.has_merged_bias,
+            name=self.name,
+            dtype=self.dtype_policy,
+        )
+
     @property
     def kernel(self):
         """The merged kernel (as ``Dense.kernel`` with LoRA returns the effective kernel)."""
@@ -326,3 +340,40 @@ class _ZeroPaddedIdentity(keras.initializers.Initializer):
 
     def get_config(self):
         return {}
+
+
+@keras.saving.register_keras_serializable(package="keras_hrf")
+class HRFPointwiseConv2D(HRFDense):
+    """A pointwise (1x1) ``Conv2D`` trained as a chain of linear factors (HRF for CNNs).
+
+    Input shape ``(B, H, W, d)``, output ``(B, H, W, units)``. A 1x1 convolution is a linear map of
+    the channel vector at every position, so the layer computes exactly what :class:`HRFDense`
+    computes on the last axis, and merges into ``keras.layers.Conv2D(units, 1)`` with the merged
+    kernel reshaped to ``(1, 1, d, units)``: the deployed model keeps the CONV_2D op a CNN's
+    kernels (CMSIS-NN's 1x1 fast path) expect. Arguments as :class:`HRFDense`.
+    """
+
+    def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(
+                f"HRFPointwiseConv2D {self.name!r}: expected a 4-D input (B, H, W, C), got shape "
+                f"{tuple(input_shape)}; use HRFDense for sequences"
+            )
+        super().build(input_shape)
+        self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: input_shape[-1]})
+
+    def deploy_layer(self) -> keras.layers.Layer:
+        return keras.layers.Conv2D(
+            self.units,
+            1,
+            activation=self.activation,
+            use_bias=self.has_merged_bias,
+            name=self.name,
+            dtype=self.dtype_policy,
+        )
+
+    def merged_weights(self) -> list[np.ndarray]:
+        """``[kernel (1, 1, d, units), bias]``: :meth:`HRFDense.merged_weights` as a 1x1 kernel."""
+        weights = super().merged_weights()
+        weights[0] = weights[0].reshape((1, 1) + weights[0].shape)
+        return weights

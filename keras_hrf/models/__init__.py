@@ -1,10 +1,16 @@
-"""The three model families and their presets: ``build(family, size, hrf=...)``.
+"""The model families and their presets: ``build(family, size, hrf=...)``.
 
-Every model is a Keras 3 functional model from log-Mel features ``(B, frames, n_mels)`` to class
-logits ``(B, num_classes)``. With ``hrf`` the chosen linears are :class:`~keras_hrf.layers.HRFDense`
-layers with the same names as the plain model's ``Dense`` layers, so that
-``keras_hrf.reparam.merge(build(f, s, hrf=True))`` has exactly the architecture of
+Three lightweight Transformers (``conv_transformer``, ``conformer``, ``speechformer``) and the CNN
+peer a user would pick instead (``ds_cnn``). Every model is a Keras 3 functional model from log-Mel
+features ``(B, frames, n_mels)`` to class logits ``(B, num_classes)``. With ``hrf`` the chosen
+linears are HRF layers (:class:`~keras_hrf.layers.HRFDense`,
+:class:`~keras_hrf.layers.HRFPointwiseConv2D`) with the same names as the plain model's layers, so
+that ``keras_hrf.reparam.merge(build(f, s, hrf=True))`` has exactly the architecture of
 ``build(f, s, hrf=None)``.
+
+Presets are named by the device budget they fit (:data:`BUDGETS`, checked by the test suite on
+the int8 conversion under TFLite Micro): ``light`` and ``tiny``; ``large`` is several times
+bigger than ``light`` (the paper's "large" comparison).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from collections.abc import Callable
 
 import keras
 
-from keras_hrf.models import conformer, conv_transformer, speechformer
+from keras_hrf.models import conformer, conv_transformer, ds_cnn, speechformer
 from keras_hrf.models.hrf_config import SITES, HRFConfig
 from keras_hrf.models.macs import count_macs
 
@@ -26,15 +32,34 @@ class Family:
     Attributes:
         name: Registry name.
         build_graph: ``fn(inputs, num_classes, hrf, **preset) -> logits tensor``.
-        presets: Named hyper-parameter sets (``light``, ``large``).
+        presets: Named hyper-parameter sets (``light``, ``tiny``, ``large``).
         hrf_sites: HRF sites this family has.
+        default_hrf_sites: The sites ``hrf=True`` expands (an :class:`HRFConfig` without
+            ``sites``).
     """
 
     name: str
     build_graph: Callable
     presets: dict[str, dict]
     hrf_sites: frozenset[str]
+    default_hrf_sites: tuple[str, ...] = ("ffn_in",)
 
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """What a preset promises to fit on a device, for 3 s of 64-band log-Mel (300 x 64).
+
+    Attributes:
+        flash_kib: Largest int8 flatbuffer, KiB.
+        arena_kib: Largest TensorFlow Lite Micro arena (measured by the exporter), KiB.
+    """
+
+    flash_kib: int
+    arena_kib: int
+
+
+#: Device budget of each preset name; ``large`` promises none.
+BUDGETS: dict[str, Budget] = {"light": Budget(100, 64), "tiny": Budget(48, 48)}
 
 _TRANSFORMER_SITES = frozenset({"ffn_in", "ffn_out", "attention"})
 
@@ -45,12 +70,24 @@ FAMILIES: dict[str, Family] = {
         conv_transformer.PRESETS,
         _TRANSFORMER_SITES,
     ),
-    "conformer": Family("conformer", conformer.build_graph, conformer.PRESETS, _TRANSFORMER_SITES),
+    "conformer": Family(
+        "conformer",
+        conformer.build_graph,
+        conformer.PRESETS,
+        _TRANSFORMER_SITES | {"pointwise"},
+    ),
     "speechformer": Family(
         "speechformer",
         speechformer.build_graph,
         speechformer.PRESETS,
         _TRANSFORMER_SITES | {"merge"},
+    ),
+    "ds_cnn": Family(
+        "ds_cnn",
+        ds_cnn.build_graph,
+        ds_cnn.PRESETS,
+        frozenset({"pointwise"}),
+        default_hrf_sites=("pointwise",),
     ),
 }
 
@@ -71,11 +108,13 @@ def build(
     """Build a model of a family at a preset size.
 
     Args:
-        family: ``"conv_transformer"``, ``"conformer"`` or ``"speechformer"``.
-        size: ``"light"`` or ``"large"``.
-        hrf: ``None``/``False`` (plain), ``True`` (the paper's HRF: an extra linear of width
-            ``2d`` before every FFN's first linear), a dict of :class:`HRFConfig` fields, or an
-            :class:`HRFConfig`.
+        family: ``"conv_transformer"``, ``"conformer"``, ``"speechformer"`` or ``"ds_cnn"``.
+        size: A preset of the family: ``"light"``, ``"tiny"`` (see :data:`BUDGETS`) or
+            ``"large"``.
+        hrf: ``None``/``False`` (plain), ``True`` (the family's default HRF: for the Transformers
+            the paper's extra linear of width ``2d`` before every FFN's first linear, for
+            ``ds_cnn`` every pointwise convolution), a dict of :class:`HRFConfig` fields, or an
+            :class:`HRFConfig`; without ``sites`` the family's default sites are used.
         input_shape: ``(frames, n_mels)``; static, as TFLite Micro needs.
         num_classes: Number of output logits.
         batch_size: Fixed batch size (``1`` for export) or ``None`` for a free batch (training).
@@ -89,21 +128,11 @@ def build(
     Raises:
         ValueError: unknown family/size/override, or an HRF site the family does not have.
     """
-    if family not in FAMILIES:
-        raise ValueError(f"unknown model family {family!r}; choose one of {', '.join(FAMILIES)}")
+    params = preset_params(family, size, **overrides)
     fam = FAMILIES[family]
-    if size not in fam.presets:
-        raise ValueError(f"unknown size {size!r} for {family}; choose one of {list(fam.presets)}")
-    params = dict(fam.presets[size])
-    unknown = set(overrides) - set(params) - _optional_params(fam)
-    if unknown:
-        raise ValueError(
-            f"{family}: unknown hyper-parameter(s) {sorted(unknown)}; known: "
-            f"{sorted(set(params) | _optional_params(fam))}"
-        )
-    params.update(overrides)
     cfg = HRFConfig.from_any(hrf)
     if cfg is not None:
+        cfg = cfg.with_default_sites(fam.default_hrf_sites)
         bad = [s for s in cfg.sites if s not in fam.hrf_sites]
         if bad:
             raise ValueError(
@@ -122,11 +151,55 @@ def build(
     return keras.Model(inputs, logits, name=name)
 
 
-def _optional_params(fam: Family) -> set[str]:
+def preset_params(family: str, size: str = "light", **overrides) -> dict:
+    """The hyper-parameters a model of ``family`` at preset ``size`` is built with.
+
+    Args:
+        family: A key of :data:`FAMILIES`.
+        size: One of the family's presets.
+        **overrides: Hyper-parameters to change; each must be an argument of the family's
+            ``build_graph``.
+
+    Returns:
+        The preset with the overrides applied (what :func:`build` passes to ``build_graph``).
+
+    Raises:
+        ValueError: unknown family, size or hyper-parameter (the message lists the known ones).
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; choose one of {', '.join(FAMILIES)}")
+    fam = FAMILIES[family]
+    if size not in fam.presets:
+        raise ValueError(f"unknown size {size!r} for {family}; choose one of {list(fam.presets)}")
+    params = dict(fam.presets[size])
+    known = set(params) | hyper_parameters(family)
+    unknown = set(overrides) - known
+    if unknown:
+        raise ValueError(
+            f"{family}: unknown hyper-parameter(s) {sorted(unknown)}; known: {sorted(known)}"
+        )
+    params.update(overrides)
+    return params
+
+
+def hyper_parameters(family: str) -> set[str]:
+    """Names of the hyper-parameters a family's ``build_graph`` takes (presets set some)."""
     import inspect
 
-    sig = inspect.signature(fam.build_graph)
+    sig = inspect.signature(FAMILIES[family].build_graph)
     return {p for p in sig.parameters if p not in ("inputs", "num_classes", "hrf")}
 
 
-__all__ = ["DEFAULT_INPUT_SHAPE", "FAMILIES", "Family", "HRFConfig", "SITES", "build", "count_macs"]
+__all__ = [
+    "BUDGETS",
+    "DEFAULT_INPUT_SHAPE",
+    "FAMILIES",
+    "Budget",
+    "Family",
+    "HRFConfig",
+    "SITES",
+    "build",
+    "count_macs",
+    "hyper_parameters",
+    "preset_params",
+]

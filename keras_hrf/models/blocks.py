@@ -9,11 +9,25 @@ from __future__ import annotations
 
 import keras
 
-from keras_hrf.layers import HRFDense, LayerNorm, MultiHeadAttentionCore
+from keras_hrf.layers import HRFDense, HRFPointwiseConv2D, LayerNorm, MultiHeadAttentionCore
 from keras_hrf.models.hrf_config import HRFConfig
 
 #: Activations TFLite Micro has int8 kernels for (no GELU kernel in TFLM, see DESIGN.md).
 ALLOWED_ACTIVATIONS = ("relu", "silu", "swish", None)
+
+#: Momentum of every BatchNormalization. Keras' default (0.99) averages the batch statistics over
+#: ~100 steps; an epoch of RAVDESS is ~30 steps, so after one epoch 0.99**30 = 74 % of the moving
+#: statistics would still be the initial mean 0 / variance 1, and validation (which normalises
+#: with the moving statistics) would see a different network from the one being trained - a
+#: DS-CNN with the default predicted one class on validation for 11 epochs. With 0.9 the initial
+#: values weigh 0.9**30 = 4 % after one epoch, and the estimate still averages ~10 batches.
+BN_MOMENTUM = 0.9
+
+
+def batch_norm(name: str) -> keras.layers.BatchNormalization:
+    """A ``BatchNormalization`` with :data:`BN_MOMENTUM` (folded into the conv before it at
+    conversion)."""
+    return keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)
 
 
 def check_activation(activation: str | None) -> str | None:
@@ -42,6 +56,21 @@ def linear(
     if hrf is not None and site in hrf.sites:
         return HRFDense(units, activation=activation, name=name, **hrf.layer_kwargs())
     return keras.layers.Dense(units, activation=activation, name=name)
+
+
+def pointwise_conv(
+    units: int,
+    hrf: HRFConfig | None,
+    name: str,
+    activation: str | None = None,
+    use_bias: bool = True,
+) -> keras.layers.Layer:
+    """A 1x1 ``Conv2D``, or an ``HRFPointwiseConv2D`` at the ``pointwise`` HRF site (same name)."""
+    if hrf is not None and "pointwise" in hrf.sites:
+        return HRFPointwiseConv2D(
+            units, activation=activation, use_bias=use_bias, name=name, **hrf.layer_kwargs()
+        )
+    return keras.layers.Conv2D(units, 1, activation=activation, use_bias=use_bias, name=name)
 
 
 def feed_forward(
@@ -134,8 +163,16 @@ def transformer_block(
     )
 
 
+#: Subsampling stems of the Transformer families (``stem=`` preset option).
+STEMS = ("conv1d", "conv2d")
+
+
 def conv_subsampling(x, d_model: int, name: str, layers: int = 2, kernel_size: int = 3):
-    """``layers`` Conv1D(d_model, kernel, stride 2, ReLU): ``(B, T, F) -> (B, ~T/2^layers, d)``."""
+    """``layers`` Conv1D(d_model, kernel, stride 2, ReLU): ``(B, T, F) -> (B, ~T/2^layers, d)``.
+
+    The mel bands are the convolution's input channels, so no layer sees local structure along
+    frequency (the ``"conv1d"`` stem).
+    """
     for i in range(layers):
         x = keras.layers.Conv1D(
             d_model,
@@ -146,6 +183,65 @@ def conv_subsampling(x, d_model: int, name: str, layers: int = 2, kernel_size: i
             name=f"{name}_conv{i}",
         )(x)
     return x
+
+
+def conv2d_subsampling(
+    x,
+    d_model: int,
+    name: str,
+    channels: tuple[int, ...] = (8, 16),
+    strides: tuple[tuple[int, int], ...] = ((2, 2), (2, 2)),
+):
+    """The Conformer / ESPnet stem: Conv2D 3x3 (ReLU) layers over (time, mel), then a linear.
+
+    ``(B, T, F) -> (B, T', F', 1) -> Conv2D ... -> (B, T', F'·C) -> Dense(d_model)`` with ``T'``
+    and ``F'`` divided by the product of ``strides`` (``"same"`` padding). Unlike the Conv1D stem
+    the kernels see local structure along frequency (formants, harmonics, pitch movement). Ops:
+    RESHAPE, CONV_2D, FULLY_CONNECTED. The first feature map is what sets the TFLite Micro arena
+    (``T/s·F/s·C`` int8 bytes next to the ``T·F`` input), hence few channels at full resolution.
+
+    Args:
+        channels: Output channels of each Conv2D.
+        strides: ``(time, frequency)`` stride of each Conv2D. The kernel is 3 along an axis,
+            or the stride where that is larger (so that no input frame or band is skipped).
+    """
+    if len(channels) != len(strides) or not channels:
+        raise ValueError(
+            f"conv2d stem: need one stride per conv layer, got channels={channels!r}, "
+            f"strides={strides!r}"
+        )
+    frames, bands = x.shape[1], x.shape[2]
+    x = keras.layers.Reshape((frames, bands, 1), name=f"{name}_expand")(x)
+    for i, (c, s) in enumerate(zip(channels, strides)):
+        x = keras.layers.Conv2D(
+            int(c),
+            tuple(max(3, int(n)) for n in s),
+            strides=tuple(s),
+            padding="same",
+            activation="relu",
+            name=f"{name}_conv{i}",
+        )(x)
+    _, t, f, c = x.shape
+    x = keras.layers.Reshape((t, f * c), name=f"{name}_flatten")(x)
+    return keras.layers.Dense(d_model, name=f"{name}_proj")(x)
+
+
+def subsampling(
+    x,
+    d_model: int,
+    name: str,
+    stem: str = "conv1d",
+    layers: int = 2,
+    channels: tuple[int, ...] = (8, 16),
+    strides: tuple[tuple[int, int], ...] = ((2, 2), (2, 2)),
+):
+    """The stem a preset names: ``"conv1d"`` (:func:`conv_subsampling` with ``layers``) or
+    ``"conv2d"`` (:func:`conv2d_subsampling` with ``channels`` and ``strides``)."""
+    if stem == "conv1d":
+        return conv_subsampling(x, d_model, name, layers=layers)
+    if stem == "conv2d":
+        return conv2d_subsampling(x, d_model, name, channels=channels, strides=strides)
+    raise ValueError(f"unknown stem {stem!r}; choose one of {', '.join(STEMS)}")
 
 
 def classifier_head(x, num_classes: int, dropout: float = 0.0):

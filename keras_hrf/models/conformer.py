@@ -1,7 +1,8 @@
 """Conformer (Gulati et al. 2020), adapted to TFLite Micro.
 
 Block: ``x + ½·FFN(LN x)``, ``x + MHSA(LN x)``, ``x + Conv(LN x)``, ``x + ½·FFN(LN x)``, then LN.
-The convolution module is pointwise (2d) + GLU, depthwise Conv1D, BatchNorm, SiLU, pointwise (d).
+The convolution module is pointwise (2d) + GLU, depthwise Conv1D, BatchNorm, SiLU, pointwise (d);
+its pointwise linears are the ``pointwise`` HRF site.
 Both macaron FFN halves carry HRF at the chosen sites. SiLU (not GELU/Swish-with-beta) because TFLM
 has int8 kernels for LOGISTIC and MUL.
 """
@@ -12,26 +13,64 @@ import keras
 
 from keras_hrf.layers import GLU, LayerNorm
 from keras_hrf.models.blocks import (
+    batch_norm,
     classifier_head,
-    conv_subsampling,
     feed_forward,
+    linear,
     self_attention,
+    subsampling,
 )
 from keras_hrf.models.hrf_config import HRFConfig
 
 PRESETS = {
-    "light": dict(d_model=48, num_heads=4, ffn_dim=96, num_blocks=2, conv_kernel=15, dropout=0.1),
-    "large": dict(d_model=128, num_heads=4, ffn_dim=256, num_blocks=4, conv_kernel=15, dropout=0.1),
+    # Sized for models.BUDGETS: one block, as a Conformer block is ~80 TFLite ops (five
+    # LayerNorms, two FFNs, attention, the convolution module) whose TFLM records weigh on the
+    # arena as much as the activations do.
+    "light": dict(
+        d_model=48,
+        num_heads=2,
+        ffn_dim=96,
+        num_blocks=1,
+        conv_kernel=15,
+        dropout=0.1,
+        stem="conv2d",
+        stem_channels=(4, 16),
+        stem_strides=((2, 2), (2, 2)),
+    ),
+    "tiny": dict(
+        d_model=24,
+        num_heads=1,
+        ffn_dim=48,
+        num_blocks=1,
+        conv_kernel=15,
+        dropout=0.1,
+        stem="conv2d",
+        stem_channels=(4, 8),
+        stem_strides=((4, 2), (2, 2)),
+    ),
+    "large": dict(
+        d_model=128,
+        num_heads=4,
+        ffn_dim=256,
+        num_blocks=4,
+        conv_kernel=15,
+        dropout=0.1,
+        stem="conv2d",
+        stem_channels=(16, 32),
+        stem_strides=((2, 2), (2, 2)),
+    ),
 }
 
 
-def _conv_module(x, d_model: int, kernel: int, name: str, dropout: float):
-    h = keras.layers.Dense(2 * d_model, name=f"{name}_pw1")(x)
+def _conv_module(x, d_model: int, kernel: int, name: str, dropout: float, hrf):
+    # The pointwise convolutions of a sequence are per-frame linears (Dense); they take HRF at
+    # the "pointwise" site.
+    h = linear(2 * d_model, "pointwise", hrf, f"{name}_pw1")(x)
     h = GLU(name=f"{name}_glu")(h)
     h = keras.layers.DepthwiseConv1D(kernel, padding="same", name=f"{name}_dw")(h)
-    h = keras.layers.BatchNormalization(name=f"{name}_bn")(h)
+    h = batch_norm(f"{name}_bn")(h)
     h = keras.layers.Activation("silu", name=f"{name}_silu")(h)
-    h = keras.layers.Dense(d_model, name=f"{name}_pw2")(h)
+    h = linear(d_model, "pointwise", hrf, f"{name}_pw2")(h)
     if dropout:
         h = keras.layers.Dropout(dropout, name=f"{name}_drop")(h)
     return h
@@ -48,9 +87,23 @@ def build_graph(
     conv_kernel: int = 15,
     dropout: float = 0.1,
     subsampling_layers: int = 2,
+    stem: str = "conv1d",
+    stem_channels: tuple[int, ...] = (8, 16),
+    stem_strides: tuple[tuple[int, int], ...] = ((2, 2), (2, 2)),
 ):
-    """Functional graph from ``inputs`` ``(B, T, F)`` to logits ``(B, num_classes)``."""
-    x = conv_subsampling(inputs, d_model, "subsample", layers=subsampling_layers)
+    """Functional graph from ``inputs`` ``(B, T, F)`` to logits ``(B, num_classes)``.
+
+    Stem options as in :func:`keras_hrf.models.conv_transformer.build_graph`.
+    """
+    x = subsampling(
+        inputs,
+        d_model,
+        "subsample",
+        stem,
+        layers=subsampling_layers,
+        channels=stem_channels,
+        strides=stem_strides,
+    )
     if dropout:
         x = keras.layers.Dropout(dropout, name="subsample_drop")(x)
 
@@ -74,7 +127,7 @@ def build_graph(
                 h = self_attention(h, d_model, num_heads, hrf, f"{n}_mhsa")
                 x = residual(x, h, f"{n}_{tag}")
             else:
-                h = _conv_module(h, d_model, conv_kernel, f"{n}_conv", dropout=0.0)
+                h = _conv_module(h, d_model, conv_kernel, f"{n}_conv", dropout=0.0, hrf=hrf)
                 x = residual(x, h, f"{n}_{tag}")
         x = LayerNorm(name=f"{n}_out_norm")(x)
     return classifier_head(x, num_classes)

@@ -9,13 +9,17 @@ import keras
 
 from keras_hrf.layers.hrf_dense import FACTOR_INITS
 
-#: Places in a Transformer block that HRF can expand. ``ffn_in`` is the paper's placement: an
-#: extra linear directly before the feed-forward network's first linear.
+#: Places that HRF can expand. ``ffn_in`` is the paper's placement in a Transformer block: an
+#: extra linear directly before the feed-forward network's first linear. ``pointwise`` is the
+#: same idea for convolutional networks: a 1x1 convolution is a linear map of each position's
+#: channels, so it takes an extra linear factor and merges exactly.
 SITES = {
     "ffn_in": "the feed-forward network's first linear (the paper's HRF placement)",
     "ffn_out": "the feed-forward network's second linear",
     "attention": "the query/key/value and output projections of self-attention",
     "merge": "the linear of SpeechFormer's merge blocks (speechformer only)",
+    "pointwise": "the pointwise (1x1) convolutions: ds_cnn's blocks and the Conformer's "
+    "convolution module",
 }
 
 
@@ -24,7 +28,9 @@ class HRFConfig:
     """Where and how to expand linear layers with :class:`~keras_hrf.layers.HRFDense`.
 
     Attributes:
-        sites: Which linears to expand (keys of :data:`SITES`); default the paper's ``ffn_in``.
+        sites: Which linears to expand (keys of :data:`SITES`); ``None`` (default) means the
+            family's own default: the paper's ``ffn_in`` for the Transformers, ``pointwise`` for
+            ``ds_cnn`` (see :func:`keras_hrf.models.build`).
         expansion: Inner width ``k`` as a multiple of the expanded layer's input width.
         rank: Explicit inner width (overrides ``expansion``).
         depth: Number of factors per expanded layer (2 = one extra linear).
@@ -38,7 +44,7 @@ class HRFConfig:
             added to the loss; 0 (default) leaves the factors to the run's own weight decay.
     """
 
-    sites: tuple[str, ...] = ("ffn_in",)
+    sites: tuple[str, ...] | None = None
     expansion: float = 2.0
     rank: int | None = None
     depth: int = 2
@@ -49,14 +55,17 @@ class HRFConfig:
     factor_weight_decay: float = 0.0
 
     def __post_init__(self):
-        sites = (self.sites,) if isinstance(self.sites, str) else tuple(self.sites)
+        if self.sites is None:
+            sites = None
+        else:
+            sites = (self.sites,) if isinstance(self.sites, str) else tuple(self.sites)
         object.__setattr__(self, "sites", sites)
-        unknown = [s for s in sites if s not in SITES]
-        if unknown or not sites:
+        unknown = [s for s in sites or () if s not in SITES]
+        if unknown or sites == ():
             raise ValueError(
                 f"HRFConfig: unknown site(s) {unknown or sites!r}; HRF can expand only linear "
-                f"layers: {', '.join(SITES)} (convolutions, norms and the classifier are not "
-                f"expanded)"
+                f"layers: {', '.join(SITES)} (other convolutions, norms and the classifier "
+                f"are not expanded)"
             )
         if self.rank is None and not self.expansion >= 1:
             raise ValueError(f"HRFConfig: expansion must be >= 1, got {self.expansion!r}")
@@ -96,8 +105,12 @@ class HRFConfig:
     def to_dict(self) -> dict:
         """JSON-able dict (``HRFConfig.from_any`` reads it back)."""
         d = dataclasses.asdict(self)
-        d["sites"] = list(self.sites)
+        d["sites"] = None if self.sites is None else list(self.sites)
         return d
+
+    def with_default_sites(self, sites: tuple[str, ...]) -> HRFConfig:
+        """This config with ``sites`` filled in where it is ``None`` (the family's default)."""
+        return self if self.sites is not None else dataclasses.replace(self, sites=tuple(sites))
 
     def layer_kwargs(self) -> dict:
         """Keyword arguments for :class:`~keras_hrf.layers.HRFDense`."""

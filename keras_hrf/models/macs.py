@@ -34,6 +34,14 @@ def layer_macs(layer: keras.layers.Layer, input_shape, output_shape) -> int:
         k = layer.kernel_size[0]
         cin = int(input_shape[-1]) // layer.groups
         return int(output_shape[1]) * k * cin * layer.filters
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        kh, kw = layer.kernel_size
+        out = int(output_shape[1]) * int(output_shape[2])
+        return out * kh * kw * int(input_shape[-1]) * layer.depth_multiplier
+    if isinstance(layer, keras.layers.Conv2D):
+        kh, kw = layer.kernel_size
+        cin = int(input_shape[-1]) // layer.groups
+        return int(output_shape[1]) * int(output_shape[2]) * kh * kw * cin * layer.filters
     if isinstance(layer, MultiHeadAttentionCore):
         t, d = int(input_shape[1]), int(input_shape[-1])
         span = layer.window if layer.window is not None else t

@@ -180,7 +180,8 @@ def _int8_parity(meta, frontend, files):
         signal = _signal(path, meta.feature_params)
         ref = fix_length(log_mel(signal, meta.feature_params), meta.feature_params)
         device.append(frontend.to_input(frontend.features(signal)).astype(np.int32))
-        exporter.append(meta.features_to_input(ref).astype(np.int32))
+        # The model's input tensor ([1, frames, n_mels] or [1, frames, n_mels, 1]) as features.
+        exporter.append(meta.features_to_input(ref).reshape((1,) + ref.shape).astype(np.int32))
         # The folded multiply-add vs the exporter's two steps, on the same features.
         folded = frontend.quantization.quantize(ref).astype(np.int32)
         folded_vs_two_step += int(np.count_nonzero(folded != exporter[-1][0]))

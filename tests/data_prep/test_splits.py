@@ -244,3 +244,73 @@ def test_split_json_round_trip_and_immutability():
     with pytest.raises(SplitError, match="integer row indices"):
         Split(train=[0.5], val=[], test=[1])
     assert "fold1" in repr(f) and "rows" in repr(f)
+
+
+# --- published fold files ------------------------------------------------------------------
+
+
+def _fold_file(tmp_path, folds, **extra) -> str:
+    path = tmp_path / "folds.json"
+    path.write_text(json.dumps({"test_speakers": folds, **extra}))
+    return str(path)
+
+
+def test_fold_file_tests_every_speaker_once_with_drawn_validation(tmp_path):
+    m = make_manifest(8, skewed=False)
+    folds = [["s00", "s01"], ["s02", "s03"], ["s04", "s05"], ["s06", "s07"]]
+    path = _fold_file(tmp_path, folds, description="four folds", baseline={"x": 1})
+    ff = splits.read_fold_file(path)
+    assert ff.n_folds == 4 and ff.description == "four folds" and ff.extra == {"baseline": {"x": 1}}
+    out = splits.folds_from_file(m, path, seed=3)
+    assert [s.name for s in out] == ["fold0", "fold1", "fold2", "fold3"]
+    for split, test in zip(out, folds):
+        splits.check_no_leakage(m, split)
+        assert split.test_speakers == tuple(test)
+        assert len(split.val_speakers) == 1  # 15 % of 6 training speakers, at least one
+        assert not set(split.val_speakers) & set(test)
+    assert out == splits.folds_from_file(m, path, seed=3)  # the validation draw is seeded
+    # Numbers in the file are speaker names (RAVDESS's "01" style is written as strings anyway).
+    m2 = m.assign(speaker=m["speaker"].str[1:].astype(int).astype(str))
+    numeric = splits.folds_from_file(m2, _fold_file(tmp_path, [[0, 1, 2, 3], [4, 5, 6, 7]]))
+    assert numeric[0].test_speakers == ("0", "1", "2", "3")
+
+
+@pytest.mark.parametrize(
+    "folds, match",
+    [
+        ([["s00", "s01", "s02", "s03"], ["s04", "s05", "s06", "sXX"]], r"\['sXX'\] are not in"),
+        ([["s00", "s01", "s02", "s03"], ["s03", "s04", "s05", "s06", "s07"]], "folds 0 and 1"),
+        ([["s00", "s01", "s02", "s03"], ["s04", "s05", "s06"]], r"\['s07'\] of the manifest"),
+        ([["s00", "s01", "s02", "s03", "s04", "s05", "s06", "s07"], []], "fold 1 has no test"),
+        ([["s00", "s01", "s02", "s03", "s04", "s05", "s06", "s07"]], "at least 2 folds"),
+    ],
+)
+def test_fold_file_errors_name_the_speakers(tmp_path, folds, match):
+    m = make_manifest(8, skewed=False)
+    with pytest.raises(SplitError, match=match):
+        splits.folds_from_file(m, _fold_file(tmp_path, folds))
+
+
+def test_fold_file_format_errors(tmp_path):
+    with pytest.raises(SplitError, match="does not exist"):
+        splits.read_fold_file(tmp_path / "none.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(SplitError, match="cannot read it as JSON"):
+        splits.read_fold_file(bad)
+    bad.write_text(json.dumps({"folds": [["a"]]}))
+    with pytest.raises(SplitError, match="'test_speakers'"):
+        splits.read_fold_file(bad)
+    assert issubclass(SplitError, ValueError)  # the CLI reports it as one line, exit 2
+
+
+def test_emobox_folds_fit_the_ravdess_manifest(ravdess_root):
+    m = data_prep.load_corpus("ravdess", ravdess_root)
+    out = splits.folds_from_file(m, ravdess_root / "folds_emobox.json")
+    assert len(out) == 6
+    assert sorted(s for split in out for s in split.test_speakers) == [
+        f"{i:02d}" for i in range(1, 25)
+    ]
+    for split in out:
+        splits.check_no_leakage(m, split)
+        assert len(split.test) == 240 and len(split.test_speakers) == 4

@@ -1,5 +1,7 @@
 """experiment: variant names with HRF options (the ablation) and the paired summary."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,19 +11,21 @@ from keras_hrf.train import TrainConfig
 
 
 def test_variant_names_with_hrf_options():
-    assert experiment.parse_variant("light") == ("light", None)
-    assert experiment.parse_variant("light+qhrf") == ("light", {"quantize_merged": True})
-    size, hrf = experiment.parse_variant(
+    v = experiment.parse_variant("light")
+    assert (v.size, v.hrf, v.model) == ("light", None, {})
+    v = experiment.parse_variant("light+qhrf")
+    assert (v.size, v.hrf) == ("light", {"quantize_merged": True})
+    v = experiment.parse_variant(
         "light+hrf:sites=ffn_in/ffn_out,expansion=4,factor_init=identity,factor_lr_scale=0.3"
     )
-    assert size == "light"
-    assert hrf == {
+    assert v.size == "light"
+    assert v.hrf == {
         "sites": ["ffn_in", "ffn_out"],
         "expansion": 4,
         "factor_init": "identity",
         "factor_lr_scale": 0.3,
     }
-    assert experiment.parse_variant("light+qhrf:depth=3")[1] == {
+    assert experiment.parse_variant("light+qhrf:depth=3").hrf == {
         "quantize_merged": True,
         "depth": 3,
     }
@@ -124,3 +128,58 @@ def test_families_tested_together_are_holm_adjusted_and_pooled():
     assert experiment.verdict(pooled).startswith("HRF helped")
     report = experiment.reproduce_report(experiment.summarize(table), "ravdess", 6)
     assert "| all families | 12 | +" in report and "| Holm p |" in report
+
+
+def test_variants_take_model_options_checked_per_family_before_any_corpus_read(tmp_path):
+    v = experiment.parse_variant("light+hrf:stem=conv1d,expansion=3,stem_strides=4x2/2x2")
+    assert v.hrf == {"expansion": 3}
+    assert v.model == {"stem": "conv1d", "stem_strides": [[4, 2], [2, 2]]}
+    assert experiment.parse_variant("tiny+hrf").size == "tiny"
+    cfg = experiment._variant_config(TrainConfig(), "light:stem=conv1d")
+    assert cfg.model_overrides == {"stem": "conv1d"} and cfg.hrf is None
+    # ds_cnn has no stem option: refused before the (missing) corpus is read.
+    with pytest.raises(ValueError, match="unknown hyper-parameter"):
+        experiment.reproduce(
+            "synthetic",
+            tmp_path / "missing",
+            tmp_path,
+            families=["ds_cnn"],
+            variants=["light:stem=conv1d"],
+        )
+
+
+def _fake_run(path, **train):
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"train": TrainConfig(**train).to_dict()}))
+    return str(path)
+
+
+def test_report_protocol_describes_the_runs_not_the_command_line(tmp_path):
+    """--report-only with default options must not claim 60 epochs for runs trained 30."""
+    runs = [_fake_run(tmp_path / f"r{i}", epochs=30, patience=10) for i in range(3)]
+    table = pd.DataFrame({"path": runs})
+    summary = experiment.summarize(_runs({"light": 0.0, "light+hrf": 0.01}))
+    base = TrainConfig()  # epochs 60, patience 15: what the command line says
+    report = experiment.reproduce_report(summary, "ravdess", 6, base, runs=table)
+    assert "up to 30 epochs" in report and "patience 10" in report
+    assert "60 epochs" not in report
+    mixed = pd.DataFrame({"path": runs + [_fake_run(tmp_path / "r9", epochs=60, patience=10)]})
+    report = experiment.reproduce_report(summary, "ravdess", 6, base, runs=mixed)
+    assert "up to 30 (3 runs)/60 (1 runs) epochs" in report
+
+
+def test_a_bad_fold_file_fails_before_any_feature_is_computed(
+    synthetic_root, tmp_path, monkeypatch
+):
+    import data_prep.features
+    from data_prep.splits import SplitError
+
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("features were computed before the fold file was checked")
+
+    monkeypatch.setattr(experiment, "extract", no_extraction)
+    monkeypatch.setattr(data_prep.features, "extract", no_extraction)
+    bad = tmp_path / "folds.json"
+    bad.write_text(json.dumps({"test_speakers": [["nobody"], ["else"]]}))
+    with pytest.raises(SplitError, match="not in the manifest"):
+        experiment.reproduce("synthetic", synthetic_root, tmp_path / "out", folds_file=bad)

@@ -151,9 +151,13 @@ def test_prepare_then_strip_is_the_identity(tiny_families, family):
     model = built[family]
     q = qat.prepare(model, calibration_data=x)
     assert qat.is_qat(q) and not qat.is_qat(model)
-    # Every Dense, LayerNorm, attention core and residual Add has a twin.
+    # Every Dense, LayerNorm, attention core and residual Add has a twin (ds_cnn: the
+    # convolutions and their BatchNorms).
     twins = {type(layer) for layer in q.layers}
-    assert {qat.QATDense, qat.QATLayerNorm, qat.QATMultiHeadAttentionCore, qat.QATAdd} <= twins
+    if family == "ds_cnn":
+        assert {qat.QATConv2D, qat.QATDepthwiseConv2D, qat.QATBatchNormalization} <= twins
+    else:
+        assert {qat.QATDense, qat.QATLayerNorm, qat.QATMultiHeadAttentionCore, qat.QATAdd} <= twins
     # The fake-quantized forward pass is close to, but not the same as, the float one.
     # Eager calls: tracing predict() for every family would cost more than the test itself.
     float_logits = keras.ops.convert_to_numpy(model(x, training=False))

@@ -16,7 +16,8 @@ def test_merge_is_exact_and_costs_nothing(family, size):
     hrf = models.build(family, size, hrf=True, input_shape=SHAPE, num_classes=4, seed=0)
     # Perturb biases so a wrong bias merge would show.
     for layer in reparam.hrf_layers(hrf):
-        layer.bias.assign(np.random.default_rng(0).normal(size=layer.bias.shape))
+        if layer.bias is not None:  # ds_cnn's pointwise convolutions have none (BN follows)
+            layer.bias.assign(np.random.default_rng(0).normal(size=layer.bias.shape))
     merged = reparam.merge(hrf)
     plain = models.build(family, size, hrf=None, input_shape=SHAPE, num_classes=4)
     x = np.random.default_rng(1).normal(size=(2,) + SHAPE).astype("float32")

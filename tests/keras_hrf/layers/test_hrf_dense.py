@@ -154,3 +154,25 @@ def test_factor_lr_scale_keeps_the_function_and_scales_the_extra_factors_steps()
     np.testing.assert_allclose(layer.factors[0].numpy() * 0.25, layer.factor(0).numpy())
     expected = layer.factor(0).numpy() @ layer.factor(1).numpy() @ layer.factor(2).numpy()
     np.testing.assert_allclose(layer.merged_kernel().numpy(), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_pointwise_conv_hrf_merges_into_a_1x1_conv2d():
+    from keras_hrf.layers import HRFPointwiseConv2D
+
+    layer = HRFPointwiseConv2D(5, depth=3, inner_bias=True, activation="relu", name="pw")
+    x = np.random.default_rng(4).normal(size=(2, 6, 7, 3)).astype("float32")
+    y = layer(x).numpy()
+    for b in layer.inner_biases:
+        b.assign(np.random.default_rng(5).normal(size=b.shape).astype("float32"))
+    y = layer(x).numpy()
+    conv = layer.deploy_layer()
+    assert isinstance(conv, keras.layers.Conv2D) and conv.kernel_size == (1, 1)
+    assert conv.name == "pw"
+    conv.build(x.shape)
+    conv.set_weights(layer.merged_weights())
+    assert conv.kernel.shape == (1, 1, 3, 5)
+    np.testing.assert_allclose(conv(x).numpy(), y, atol=1e-5)
+    clone = HRFPointwiseConv2D.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    with pytest.raises(ValueError, match="4-D input"):
+        HRFPointwiseConv2D(4)(np.zeros((2, 5, 3), "float32"))
