@@ -32,9 +32,17 @@ setup(
         # The TFLite Micro host interpreter is only published as nightlies; this one is tested.
         "tflite-micro==0.dev20261023182759",
         "cmsisdsp>=1.10,<1.11",
+        "statsmodels>=0.14",  # Holm's adjustment of the experiments' paired tests
     ],
     extras_require={
-        "test": ["pytest>=8", "ruff>=0.6", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6"],
+        "test": [
+            "pytest>=8",
+            "ruff>=0.6",
+            "nbclient>=0.10",
+            "nbformat>=5.10",
+            "ipykernel>=6",
+            "import-linter>=2.1",  # the import contract of pyproject.toml
+        ],
     },
     entry_points={"console_scripts": ["keras-hrf=keras_hrf.cli:main"]},
     classifiers=[

@@ -39,12 +39,10 @@ def main(argv=None) -> int:
 
     import numpy as np
 
-    from data_prep import splits
+    from data_prep import encode_labels, load_features, splits
     from keras_hrf import reports, tflite
-    from keras_hrf.experiment import load_features
-    from keras_hrf.metrics import unweighted_accuracy
-    from keras_hrf.runs import load_run
-    from keras_hrf.train import encode_labels
+    from keras_hrf.training import load_run
+    from keras_hrf.training.metrics import unweighted_accuracy
 
     feats, manifest, _ = load_features(args.corpus, args.root, args.cache, progress=False)
     y_all, _ = encode_labels(manifest["emotion"])

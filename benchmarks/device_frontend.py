@@ -1,7 +1,7 @@
 """End to end: the int8 model fed by the device front-end vs by the training features.
 
 For each given run folder (``model_merged.keras``, ``config.json``, ``representative.npy`` as
-written by :func:`keras_hrf.runs.save_run`) of a RAVDESS run ``.../fold{F}_seed{S}``:
+written by :func:`keras_hrf.training.save_run`) of a RAVDESS run ``.../fold{F}_seed{S}``:
 
 1. rebuilds the run's test fold (``data_prep.splits.speaker_kfold(manifest, 6, seed=0)[F]``) and
    checks it against the run's recorded test size;
@@ -83,16 +83,16 @@ def _export(run, tmp: Path) -> Path:
 
 def evaluate_run(run_dir: Path, root: Path, tmp: Path) -> dict:
     """All figures of one run (see the module docstring)."""
+    from data_prep import encode_labels
     from keras_hrf import tflite
-    from keras_hrf.export.check import run_tflm
-    from keras_hrf.metrics import classification_metrics
-    from keras_hrf.runs import load_run
-    from keras_hrf.train import encode_labels
+    from keras_hrf.device.runtimes import run_tflm
+    from keras_hrf.training import load_run
+    from keras_hrf.training.metrics import classification_metrics
 
     t0 = time.perf_counter()
     run = load_run(run_dir)
     fold, seed, test, split = _test_fold(run_dir, root)
-    recorded_n = run.metrics["test"]["n"]
+    recorded_n = run.metrics.test.n
     if len(test) != recorded_n:
         raise SystemExit(f"{run_dir}: rebuilt test fold has {len(test)} rows, run had {recorded_n}")
     y, _ = encode_labels(test["emotion"], run.labels)
@@ -148,7 +148,7 @@ def evaluate_run(run_dir: Path, root: Path, tmp: Path) -> dict:
         "test_speakers": list(split.test_speakers),
         "n_test": len(test),
         "export": "run's device/" if export_dir == run_dir / "device" else "fresh (temporary)",
-        "recorded_float_test_ua": run.metrics["test"]["ua"],
+        "recorded_float_test_ua": run.metrics.test.ua,
         "recorded_int8": run.metrics.get("int8"),
         "ua": {k: m["ua"] for k, m in metrics.items()},
         "wa": {k: m["wa"] for k, m in metrics.items()},

@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402 - after the sys.path fix for direct runs
 
 from keras_hrf import models, reparam, tflite  # noqa: E402
-from keras_hrf.export import check as runtimes  # noqa: E402
+from keras_hrf.device import runtimes  # noqa: E402
 from keras_hrf.export.artifacts import versions  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "inference.json"

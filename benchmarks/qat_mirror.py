@@ -2,12 +2,13 @@
 
 Usage::
 
-    python benchmarks/qat_mirror.py --run results/ravdess/speaker_kfold/runs/conformer/light_hrf/fold0_seed0 \
+    python benchmarks/qat_mirror.py \
+        --run results/ravdess/speaker_kfold/runs/conformer/light_hrf/fold0_seed0 \
         [--layer-norm l2] [--out benchmarks/results/qat_mirror.json]
 
 For one trained run folder: prepares the QAT twin of its merged model
-(:func:`keras_hrf.qat.prepare`, calibrated on the run's representative data, as the converter
-calibrates), then for a few layers
+(:func:`keras_hrf.quantization.qat.prepare`, calibrated on the run's representative data, as
+the converter calibrates), then for a few layers
 (the first, every LayerNorm, the logits) converts the model truncated at that layer to full int8
 (same calibration data) and measures, on ``--examples`` representative examples, the mean and
 max distance to the int8 output (LiteRT) of the float model and of the twin, in int8 steps of
@@ -37,10 +38,12 @@ def main(argv=None) -> int:
     import keras
     import numpy as np
 
-    from keras_hrf import qat, reparam, reports, tflite
-    from keras_hrf.export import check, quant
+    from data_prep import int8 as quant
+    from keras_hrf import reparam, reports, tflite
+    from keras_hrf.device import runtimes as check
     from keras_hrf.layers import LayerNorm
-    from keras_hrf.runs import load_run
+    from keras_hrf.quantization import qat
+    from keras_hrf.training import load_run
 
     run_dir = Path(args.run)
     model = load_run(run_dir).merged

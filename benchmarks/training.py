@@ -43,10 +43,10 @@ def main(argv=None) -> int:
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
-    from data_prep import splits, synthetic
+    from data_prep import load_features, splits, synthetic
     from keras_hrf import reports
-    from keras_hrf.experiment import VARIANTS, load_features
-    from keras_hrf.train import TrainConfig, fit
+    from keras_hrf.experiments.variants import VARIANTS
+    from keras_hrf.training import TrainConfig, fit
 
     if args.root:
         corpus, root = "ravdess", args.root
@@ -84,8 +84,8 @@ def main(argv=None) -> int:
                 {
                     "family": family,
                     "variant": variant,
-                    "params_train": result.metrics["params_train"],
-                    "params_deployed": result.metrics["params_deployed"],
+                    "params_train": result.metrics.params_train,
+                    "params_deployed": result.metrics.params_deployed,
                     "first_epoch_s": timer.times[0],
                     "epoch_s": steady,
                     "train_examples": int(len(split.train)),

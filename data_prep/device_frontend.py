@@ -4,7 +4,7 @@ A microcontroller computes the model's features with CMSIS-DSP's MFCC function, 
 hop, and this module does exactly that through the ``cmsisdsp`` Python package (the same C
 sources compiled for the host). It is the tested twin of ``tflite/micro/audio_main.cc``: the
 firmware uses the tables that :func:`mel_tables` builds (written to ``frontend_tables.c`` by
-``keras_hrf.tflite.export``), so what is measured here is what the device computes, up to the
+``keras_hrf.export.export``), so what is measured here is what the device computes, up to the
 target's float rounding.
 
 How ``arm_mfcc_f32`` becomes the training features (:mod:`data_prep.features`):
@@ -69,8 +69,8 @@ Then the model's input: the normaliser and the input quantization of ``model_met
 into one multiply-add per value (:func:`fold_input_quantization`), what the firmware computes.
 
 Public API: :class:`MelTables` / :func:`mel_tables` (the firmware's tables),
-:class:`DeviceFrontend` (frames -> log-Mel -> int8 input), :func:`fold_input_quantization`,
-:func:`round_half_away`.
+:class:`DeviceFrontend` (frames -> log-Mel -> int8 input), :func:`fold_input_quantization`
+(rounding: :func:`data_prep.int8.round_half_away`).
 """
 
 from __future__ import annotations
@@ -79,12 +79,12 @@ import dataclasses
 import functools
 import math
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from data_prep.features import FeatureParams, fix_length, mel_filters, window
+from data_prep.int8 import INT8_MAX, INT8_MIN, round_half_away
 
 #: The offset that CMSIS-DSP's ``arm_mfcc_f32`` adds before the log (``arm_offset_f32(...,
 #: 1.0e-6f, ...)``, hard-coded).
@@ -97,7 +97,6 @@ PRECISIONS = ("f32", "q15")
 Q87_SCALE = 128.0
 
 _Q15_ONE = 32768.0
-_INT8_MIN, _INT8_MAX = -128, 127
 
 
 def _to_q15(x: np.ndarray) -> np.ndarray:
@@ -244,14 +243,6 @@ def block_exponent(frame_q15: np.ndarray) -> int:
     return max(0, 14 - (peak.bit_length() - 1))
 
 
-def round_half_away(x: np.ndarray) -> np.ndarray:
-    """``roundf``/``std::round`` in numpy: round half away from zero (numpy rounds half to even)."""
-    x = np.asarray(x, dtype=np.float32)
-    whole = np.trunc(x)
-    # x - trunc(x) is exact in floating point, so the tie test is exact too.
-    return whole + np.sign(x) * (np.abs(x - whole) >= np.float32(0.5))
-
-
 def fold_input_quantization(
     mean: np.ndarray, std: np.ndarray, scale: float, zero_point: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -260,7 +251,7 @@ def fold_input_quantization(
     ``(x - mean_k) / std_k / scale + zp = x * a_k + b_k`` with ``a_k = 1 / (std_k * scale)`` and
     ``b_k = zp - mean_k * a_k``. Exact in real arithmetic; in float32 the two forms round
     differently, so a value that lands within ~1e-6 of a rounding boundary can come out one step
-    apart from the exporter's two-step path (``keras_hrf.export.artifacts.features_to_input``).
+    apart from the exporter's two-step path (``keras_hrf.device.meta.features_to_input``).
     How often is measured (tests: 0 to a few per million values).
 
     Returns:
@@ -314,8 +305,8 @@ class InputQuantization:
         x = np.asarray(features, dtype=np.float32)
         if x.shape[-1] != self.a.size:
             raise ValueError(f"expected {self.a.size} mel bands, got shape {x.shape}")
-        q = round_half_away(x * self.a + self.b)
-        return np.clip(q, _INT8_MIN, _INT8_MAX).astype(np.int8)
+        q = round_half_away(np.asarray(x * self.a + self.b, dtype=np.float32))
+        return np.clip(q, INT8_MIN, INT8_MAX).astype(np.int8)
 
 
 class DeviceFrontend:
@@ -323,7 +314,7 @@ class DeviceFrontend:
 
     Example::
 
-        fe = DeviceFrontend.from_meta("exports/ser")           # params + input quantization
+        fe = DeviceFrontend.from_meta(load_meta("exports/ser"))  # keras_hrf.device.load_meta
         x = fe.to_input(fe.features(signal))                   # int8 [1, frames, n_mels]
 
     Args:
@@ -382,14 +373,16 @@ class DeviceFrontend:
         """A front-end for an exported model.
 
         Args:
-            meta: The export folder, its ``model_meta.json``, or a loaded
-                :class:`keras_hrf.export.artifacts.ModelMeta`.
+            meta: The export's metadata, :func:`keras_hrf.device.load_meta` of its folder (any
+                object with ``feature_params``, ``normalizer``, ``input_dtype``,
+                ``input_scale`` and ``input_zero_point``: data_prep does not import keras_hrf).
             precision: ``"f32"`` or ``"q15"``.
         """
         if isinstance(meta, str | os.PathLike):
-            from keras_hrf.export.artifacts import load_meta
-
-            meta = load_meta(Path(meta))
+            raise TypeError(
+                "DeviceFrontend.from_meta takes the loaded metadata: "
+                "DeviceFrontend.from_meta(keras_hrf.device.load_meta(folder))"
+            )
         if meta.input_dtype != "int8":
             raise ValueError(f"the device front-end feeds int8 models, got {meta.input_dtype}")
         quant = InputQuantization.create(meta.normalizer, meta.input_scale, meta.input_zero_point)
@@ -491,5 +484,4 @@ __all__ = [
     "MelTables",
     "fold_input_quantization",
     "mel_tables",
-    "round_half_away",
 ]

@@ -155,22 +155,7 @@ def speaker_kfold(
         )
     test_groups = _assign_folds(manifest, speakers, unique, n_folds, seed, stratify)
 
-    genders = _speaker_genders(manifest, speakers)
-    splits = []
-    for k, test_spk in enumerate(test_groups):
-        train_spk = [s for s in unique if s not in test_spk]
-        n_val = _n_val(val_speakers, len(train_spk))
-        if n_val >= len(train_spk):
-            raise SplitError(
-                f"fold {k}: val_speakers={val_speakers!r} moves {n_val} of the {len(train_spk)} "
-                f"training speakers to validation and leaves none for training; use fewer "
-                f"validation speakers or more folds"
-            )
-        rng = np.random.default_rng([seed, k])
-        val_spk = _pick_balanced(train_spk, genders, n_val, rng, start=k)
-        train_spk = [s for s in train_spk if s not in val_spk]
-        splits.append(_make_split(speakers, train_spk, val_spk, sorted(test_spk), f"fold{k}"))
-    return splits
+    return _folds_with_validation(manifest, speakers, test_groups, val_speakers, seed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,20 +284,7 @@ def predefined_folds(
             f"{where}: speaker(s) {missing[:8]} of the manifest are in no fold; every speaker must "
             "be tested once (add them to a fold or drop their rows)"
         )
-    genders = _speaker_genders(manifest, speakers)
-    splits = []
-    for k, test_spk in enumerate(test):
-        train_spk = [s for s in known if s not in test_spk]
-        n_val = _n_val(val_speakers, len(train_spk))
-        if n_val >= len(train_spk):
-            raise SplitError(
-                f"{where}: fold {k}: val_speakers={val_speakers!r} leaves no training speaker"
-            )
-        rng = np.random.default_rng([seed, k])
-        val_spk = _pick_balanced(train_spk, genders, n_val, rng, start=k)
-        train_spk = [s for s in train_spk if s not in val_spk]
-        splits.append(_make_split(speakers, train_spk, val_spk, test_spk, f"fold{k}"))
-    return splits
+    return _folds_with_validation(manifest, speakers, test, val_speakers, seed)
 
 
 def folds_from_file(
@@ -580,6 +552,34 @@ def _assign_folds(
         folds[k].append(spk)
         sizes[k] += counts[spk]
     return [sorted(f) for f in folds]
+
+
+def _folds_with_validation(
+    manifest: pd.DataFrame,
+    speakers: np.ndarray,
+    test_groups: Sequence[Sequence[str]],
+    val_speakers: int | float,
+    seed: int,
+) -> list[Split]:
+    """One split per test group; validation speakers drawn from each fold's training speakers
+    (seeded by ``seed`` and the fold index, alternating genders)."""
+    unique = sorted(set(speakers))
+    genders = _speaker_genders(manifest, speakers)
+    splits = []
+    for k, test_spk in enumerate(test_groups):
+        train_spk = [s for s in unique if s not in test_spk]
+        n_val = _n_val(val_speakers, len(train_spk))
+        if n_val >= len(train_spk):
+            raise SplitError(
+                f"fold {k}: val_speakers={val_speakers!r} moves {n_val} of the {len(train_spk)} "
+                f"training speakers to validation and leaves none for training; use fewer "
+                f"validation speakers or more folds"
+            )
+        rng = np.random.default_rng([seed, k])
+        val_spk = _pick_balanced(train_spk, genders, n_val, rng, start=k)
+        train_spk = [s for s in train_spk if s not in val_spk]
+        splits.append(_make_split(speakers, train_spk, val_spk, sorted(test_spk), f"fold{k}"))
+    return splits
 
 
 def _n_val(val_speakers: int | float, n_train: int) -> int:

@@ -1,11 +1,13 @@
-"""deHRF: merge every HRF layer of a trained model into a plain ``Dense`` (a graph rewrite).
+"""deHRF and its inverse: HRF layers <-> plain layers on any functional model (graph rewrites).
 
 Contract of :func:`merge` (in the style of tensorflow/model-optimization's graph transforms):
-same inputs, same outputs (up to float rounding), every :class:`~keras_hrf.layers.HRFDense`
-replaced by a ``keras.layers.Dense`` of the same name holding ``merged_kernel()`` /
-``merged_bias()`` (multiplied out in float64), every other layer and weight copied unchanged. For a
-model from :func:`keras_hrf.models.build` the result has exactly the layer types, parameter count
-and MACs of the same preset built with ``hrf=None``.
+same inputs, same outputs (up to float rounding), every HRF layer replaced by its plain layer of
+the same name (``HRFDense`` -> ``Dense``, ``HRFPointwiseConv2D`` -> 1x1 ``Conv2D``, see
+:meth:`~keras_hrf.layers.HRFDense.deploy_layer`) holding ``merged_kernel()`` / ``merged_bias()``
+(multiplied out in float64), every other layer and weight copied unchanged. For a model from
+:func:`keras_hrf.models.build` the result has exactly the layer types, parameter count and MACs of
+the same preset built with ``hrf=None``. :func:`expand` goes the other way, function-preserving.
+All of them are :func:`keras_hrf.graph.rewrite`.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
+import numpy as np
 
+from keras_hrf.graph import rewrite
 from keras_hrf.layers import HRFDense
+from keras_hrf.models.hrf_config import HRFConfig
 
 
 def has_hrf(model: keras.Model) -> bool:
@@ -34,92 +39,8 @@ def _walk(model):
             yield from _walk(layer)
 
 
-def rewrite(
-    model: keras.Model,
-    replace: Callable[[keras.layers.Layer], keras.layers.Layer | None],
-    weights_for: Callable[[keras.layers.Layer], list] | None = None,
-    input_batch_size: int | None | type(...) = ...,
-) -> keras.Model:
-    """Clone a functional/Sequential model, optionally replacing layers and the batch size.
-
-    The single graph-rewrite mechanism behind :func:`merge` and the TFLite exporter's batch-1
-    rebuild.
-
-    Args:
-        model: A functional or Sequential Keras model.
-        replace: ``fn(layer) -> new layer | None``; ``None`` keeps a fresh copy of the layer.
-            A new layer must keep the old layer's name (weights are matched by name).
-        weights_for: ``fn(old_layer) -> weights`` for replaced layers (default: the old
-            layer's weights).
-        input_batch_size: If given (an int or ``None``), the clone's inputs get this static batch
-            size (e.g. ``1`` for TFLite Micro); by default the inputs are kept as they are.
-
-    Returns:
-        The new model with every weight copied (or computed by ``weights_for``).
-
-    Raises:
-        TypeError: for a subclassed model, whose graph cannot be rewritten.
-    """
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"expected a keras.Model, got {type(model).__name__}")
-    if not isinstance(model, keras.Sequential) and not getattr(model, "_is_graph_network", False):
-        # Keras 3 functional models are instances of keras.src.models.Functional.
-        from keras.src.models.functional import Functional
-
-        if not isinstance(model, Functional):
-            raise TypeError(
-                f"cannot rewrite {type(model).__name__!r}: it is a subclassed model, whose call() "
-                "is Python code rather than a graph. Build it with the functional API (as "
-                "keras_hrf.models.build does), or merge each HRFDense yourself: "
-                "layer.merged_weights() gives [kernel, bias] for a plain keras.layers.Dense."
-            )
-    replaced: dict[str, keras.layers.Layer] = {}
-
-    def clone_layer(layer):
-        if isinstance(layer, keras.Model):
-            return rewrite(layer, replace, weights_for)
-        new = replace(layer)
-        if new is None:
-            return layer.__class__.from_config(layer.get_config())
-        if new.name != layer.name:
-            raise ValueError(f"replacement of {layer.name!r} must keep its name, got {new.name!r}")
-        replaced[layer.name] = layer
-        return new
-
-    input_tensors = None
-    if input_batch_size is not ...:
-        if isinstance(model, keras.Sequential):
-            raise TypeError("changing the batch size is supported for functional models only")
-        input_tensors = [
-            keras.Input(
-                batch_shape=(input_batch_size,) + tuple(t.shape[1:]), dtype=t.dtype, name=t.name
-            )
-            for t in model.inputs
-        ]
-        if len(input_tensors) == 1:
-            input_tensors = input_tensors[0]
-    clone = keras.models.clone_model(model, input_tensors=input_tensors, clone_function=clone_layer)
-    old_by_name = {layer.name: layer for layer in model.layers}
-    for layer in clone.layers:
-        old = old_by_name.get(layer.name)
-        if old is None:
-            continue  # an Input layer recreated with a new batch size
-        if isinstance(layer, keras.Model):
-            continue  # weights were copied by the recursive call
-        if layer.name in replaced:
-            weights = (weights_for or (lambda lyr: lyr.get_weights()))(old)
-        else:
-            weights = old.get_weights()
-        if weights or layer.weights:
-            layer.set_weights(weights)
-    return clone
-
-
 def merge(model: keras.Model) -> keras.Model:
     """Replace every HRF layer of a trained model by its plain layer with merged weights.
-
-    ``HRFDense`` becomes a ``Dense``, ``HRFPointwiseConv2D`` a 1x1 ``Conv2D`` (each layer's
-    ``deploy_layer()``).
 
     Args:
         model: A functional (or Sequential) model, e.g. from :func:`keras_hrf.models.build` with
@@ -137,6 +58,73 @@ def merge(model: keras.Model) -> keras.Model:
         return layer.deploy_layer() if isinstance(layer, HRFDense) else None
 
     return rewrite(model, to_plain, weights_for=lambda layer: layer.merged_weights())
+
+
+def expand(
+    model: keras.Model,
+    hrf: HRFConfig | dict | bool = True,
+    select: Callable[[keras.layers.Layer], bool] | None = None,
+    seed: int | None = None,
+) -> keras.Model:
+    """The inverse of :func:`merge`: ``Dense`` layers -> ``HRFDense``, the function unchanged.
+
+    Every selected ``Dense`` becomes an ``HRFDense`` of the same name whose factor chain
+    multiplies out to the Dense kernel exactly: the first factor is ``[I | 0]`` (square factors
+    ``I``) and the last holds the kernel in its first ``d`` rows and a Glorot draw below them, which
+    the chain ignores until training moves the first factor. So ``merge(expand(m))`` predicts what
+    ``m`` does, and fine-tuning the expanded model trains it with HRF from a trained start.
+
+    Args:
+        model: A functional (or Sequential) model.
+        hrf: Factor options (:class:`~keras_hrf.models.HRFConfig` fields; ``sites`` and
+            ``quantize_merged`` do not apply here).
+        select: ``fn(layer) -> bool``: which ``Dense`` layers to expand (default: all but the
+            last, the classifier).
+        seed: Seed of the Glorot draw of the unused rows.
+
+    Returns:
+        A new model; ``model`` is left untouched.
+    """
+    cfg = HRFConfig.from_any(hrf) or HRFConfig()
+    dense = [
+        layer for layer in model.layers if type(layer) is keras.layers.Dense
+    ]  # exact class: a QAT twin is not a plain Dense
+    if select is None:
+        last = dense[-1].name if dense else None
+        chosen = {layer.name for layer in dense if layer.name != last}
+    else:
+        chosen = {layer.name for layer in dense if select(layer)}
+    rng = np.random.default_rng(seed)
+    kwargs = {k: v for k, v in cfg.layer_kwargs().items() if k != "quantize_merged"}
+    kwargs["factor_init"] = "identity"
+
+    def to_hrf(layer):
+        if layer.name not in chosen:
+            return None
+        return HRFDense(
+            layer.units,
+            activation=layer.activation,
+            use_bias=layer.use_bias,
+            name=layer.name,
+            dtype=layer.dtype_policy,
+            **kwargs,
+        )
+
+    def weights(layer):
+        d, units = layer.kernel.shape
+        new = to_hrf(layer)
+        new.build((None, d))
+        k = new.inner_width(int(d))
+        limit = np.sqrt(6.0 / (k + units))
+        last = rng.uniform(-limit, limit, size=(k, units)).astype("float32")
+        last[:d] = np.asarray(layer.kernel)
+        out = {f"factor_{i}": np.asarray(f) for i, f in enumerate(new.factors[:-1])}
+        out[f"factor_{len(new.factors) - 1}"] = last
+        if layer.use_bias:
+            out["bias"] = np.asarray(layer.bias)
+        return out
+
+    return rewrite(model, to_hrf, weights_for=weights)
 
 
 def set_layer_norm_lowering(model: keras.Model, lowering: str) -> keras.Model:

@@ -1,17 +1,8 @@
-"""Run folders and readable reports: Markdown tables, confusion matrices and training curves.
+"""Readable outputs: atomic file writes, Markdown tables and their cell formats, PNG plots.
 
-A run folder (written by :func:`save_run`) holds::
-
-    model.keras          train-time model (HRF layers, if any)
-    model_merged.keras   the deployable model (deHRF)
-    history.csv          per-epoch loss / val_loss / val_ua / lr
-    metrics.json         val / test / merged-test metrics, parameters, MACs, merge check
-    confusion.png        test confusion matrix
-    curves.png           training curves
-    config.json          TrainConfig + labels + feature parameters + normaliser
-    representative.npy   normalised training examples for int8 calibration
-    device/              int8 artefacts from keras_hrf.tflite.export (unless export=False)
-    REPORT.md            the numbers in tables
+The one place where tables are made (:func:`markdown_table`) and where numbers become cells
+(:func:`pct`, :func:`num`, :func:`count`; an absent value is :data:`MISSING` everywhere). Imports
+nothing of keras_hrf: every layer of the package writes its reports with it.
 """
 
 from __future__ import annotations
@@ -57,9 +48,42 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
     return "\n".join(lines)
 
 
-def pct(x: float | None) -> str:
-    """A fraction as a percentage with one decimal (``-`` for None)."""
-    return "-" if x is None else f"{100 * x:.1f}"
+#: How every table of the project shows a value that is absent (not measured, not exported).
+MISSING = "-"
+
+
+def _absent(v) -> bool:
+    return v is None or (isinstance(v, float | np.floating) and not np.isfinite(v))
+
+
+def pct(x: float | None, unit: str = "", signed: bool = False) -> str:
+    """A fraction as a percentage with one decimal (``45.3``; ``unit="%"`` gives ``45.3 %``,
+    ``signed`` gives ``+1.2``); :data:`MISSING` for None or a non-finite value."""
+    if _absent(x):
+        return MISSING
+    text = f"{100 * x:+.1f}" if signed else f"{100 * x:.1f}"
+    return f"{text} {unit}" if unit else text
+
+
+def num(v, fmt: str = ".4g", unit: str = "") -> str:
+    """A number for a table: ints with thousands separators, floats with ``fmt``, an optional
+    unit after a space; :data:`MISSING` for None or a non-finite value."""
+    if _absent(v):
+        return MISSING
+    if isinstance(v, bool):
+        text = str(v)
+    elif isinstance(v, int | np.integer):
+        text = f"{int(v):,}"
+    elif isinstance(v, float | np.floating):
+        text = format(float(v), fmt)
+    else:
+        text = str(v)
+    return f"{text}{unit}"
+
+
+def count(v) -> str:
+    """An integer count (bytes, parameters) with thousands separators, or :data:`MISSING`."""
+    return num(v)
 
 
 def plot_confusion(confusion, labels: Sequence[str], path: str | Path, title: str = "") -> None:

@@ -2,246 +2,39 @@
 
 :func:`export` writes everything a device needs into a temporary folder next to ``out_dir`` and
 swaps it in at the end, so ``out_dir`` is either the complete old export or the complete new one,
-never a mixture. :func:`load_meta` reads ``model_meta.json`` back (validated), and
-:meth:`ModelMeta.features_to_input` turns log-Mel features into the model's int8 input exactly as
-the exporter did: the device front-end and the Android app reuse it as their reference.
+never a mixture. The metadata is a :class:`keras_hrf.device.ModelMeta`, read back by
+:func:`keras_hrf.device.load_meta`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
 import shutil
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
 
-from keras_hrf import reparam
-from keras_hrf.export import csource, frontend_tables, quant
-from keras_hrf.export.check import CheckReport, run_check
-from keras_hrf.export.convert import convert
-from keras_hrf.export.flatbuffer import ConversionError
-from keras_hrf.layers.layer_norm import LayerNorm
-
-#: Version of the ``model_meta.json`` layout; a loader refuses newer versions.
-META_SCHEMA_VERSION = 1
-META_NAME = "model_meta.json"
-
-#: File names inside an export folder.
-FILES = {
-    "int8": "model_int8.tflite",
-    "float32": "model_float32.tflite",
-    "c_header": "model_data.h",
-    "c_source": "model_data.cc",
-    "op_resolver": "op_resolver.h",
-    "example_input": "example_input.h",
-    "frontend_h": "frontend_tables.h",
-    "frontend_c": "frontend_tables.c",
-    "meta": META_NAME,
-    "report": "REPORT.md",
-}
-
-#: Keys ``model_meta.json`` must have (dotted = nested), checked by :func:`load_meta`.
-REQUIRED_META_KEYS = (
-    "schema_version",
-    "labels",
-    "feature_params",
-    "normalizer",
-    "input.shape",
-    "input.dtype",
-    "input.scale",
-    "input.zero_point",
-    "output.shape",
-    "output.dtype",
-    "output.scale",
-    "output.zero_point",
-    "arena.min_bytes",
-    "arena.recommended_bytes",
-    "ops",
-    "files",
+from keras_hrf import reparam, reports
+from keras_hrf.device.meta import (
+    FILES,
+    META_SCHEMA_VERSION,
+    ArenaSpec,
+    ModelMeta,
+    TensorSpec,
 )
+from keras_hrf.export import csource, frontend_tables
+from keras_hrf.export.converter import convert
+from keras_hrf.export.flatbuffer import ConversionError
+from keras_hrf.export.runtime_check import CheckReport, run_check
+from keras_hrf.layers.layer_norm import LayerNorm
 
 #: Samples checked in the runtimes when ``export`` is given none.
 DEFAULT_CHECK_SAMPLES = 32
-
-
-class MetaError(ValueError):
-    """``model_meta.json`` is missing, malformed or from a newer schema."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelMeta:
-    """A validated ``model_meta.json``.
-
-    Attributes:
-        path: The export folder.
-        labels: Class names, index = output position.
-        feature_params: The front-end's :class:`data_prep.features.FeatureParams`.
-        normalizer: The training split's :class:`data_prep.features.Normalizer`.
-        input_shape: Model input shape (batch 1).
-        input_scale: Input quantization scale (1.0 for a float model).
-        input_zero_point: Input zero point.
-        input_dtype: ``"int8"`` or ``"float32"``.
-        output_scale: Output quantization scale.
-        output_zero_point: Output zero point.
-        arena_bytes: Recommended TFLM arena.
-        ops: Distinct ops of the int8 model.
-        origin: Where the model came from (family, size, HRF configuration, ...).
-        raw: The whole JSON document.
-    """
-
-    path: Path
-    labels: tuple[str, ...]
-    feature_params: Any
-    normalizer: Any
-    input_shape: tuple[int, ...]
-    input_scale: float
-    input_zero_point: int
-    input_dtype: str
-    output_scale: float
-    output_zero_point: int
-    arena_bytes: int
-    ops: tuple[str, ...]
-    origin: dict
-    raw: dict
-
-    def features_to_input(self, features: np.ndarray) -> np.ndarray:
-        """Fixed-length log-Mel features ``[frames, n_mels]`` -> the model's input tensor.
-
-        Normalises with the stored mean/std, then quantizes with the input scale and zero point
-        the way TFLite's ``QUANTIZE`` does (:func:`keras_hrf.export.quant.quantize`).
-
-        Returns:
-            ``[1, frames, n_mels]`` int8 (or float32 for a float model).
-        """
-        return features_to_input(
-            features,
-            self.normalizer,
-            self.input_scale,
-            self.input_zero_point,
-            self.input_dtype,
-            input_shape=self.input_shape,
-        )
-
-    def logits(self, output: np.ndarray) -> np.ndarray:
-        """Dequantized model output (float logits)."""
-        if self.input_dtype != "int8":
-            return np.asarray(output, dtype=np.float32)
-        return quant.dequantize(output, self.output_scale, self.output_zero_point)
-
-    def label_of(self, output: np.ndarray) -> str:
-        """The class name of the highest output."""
-        return self.labels[int(np.asarray(output).reshape(-1).argmax())]
-
-
-def features_to_input(
-    features: np.ndarray,
-    normalizer,
-    scale: float,
-    zero_point: int,
-    dtype: str = "int8",
-    input_shape: Sequence[int] | None = None,
-) -> np.ndarray:
-    """Normalise ``[frames, n_mels]`` features and quantize them to a batch-1 input tensor.
-
-    ``input_shape`` (the flatbuffer's, e.g. ``[1, frames, n_mels, 1]``) sets the returned shape;
-    default ``[1, frames, n_mels]``.
-    """
-    x = np.asarray(features, dtype=np.float32)
-    if x.ndim == 2:
-        x = x[None]
-    if x.ndim != 3 or x.shape[0] != 1:
-        raise ValueError(f"expected features [frames, n_mels], got shape {np.shape(features)}")
-    x = normalizer.transform(x)
-    if input_shape is not None:
-        x = x.reshape(tuple(int(n) for n in input_shape))
-    return quant.quantize(x, scale, zero_point) if dtype == "int8" else x.astype(np.float32)
-
-
-def _get(doc: Mapping, dotted: str):
-    cur: Any = doc
-    for part in dotted.split("."):
-        if not isinstance(cur, Mapping) or part not in cur:
-            raise KeyError(dotted)
-        cur = cur[part]
-    return cur
-
-
-def load_meta(path: str | os.PathLike) -> ModelMeta:
-    """Read and validate an export's ``model_meta.json``.
-
-    Args:
-        path: The export folder or the JSON file itself.
-
-    Raises:
-        MetaError: the file is missing or not JSON, lacks a required key (the message names it,
-            e.g. ``'input.scale'``), has a newer ``schema_version`` or invalid feature
-            parameters / normaliser.
-    """
-    from data_prep.features import FeatureParams, Normalizer
-
-    p = Path(path)
-    file = p / META_NAME if p.is_dir() else p
-    try:
-        doc = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise MetaError(f"{file}: no such file (is this an export folder?)") from e
-    except json.JSONDecodeError as e:
-        raise MetaError(f"{file}: not valid JSON ({e})") from e
-    if not isinstance(doc, dict):
-        raise MetaError(f"{file}: expected a JSON object")
-    for key in REQUIRED_META_KEYS:
-        try:
-            _get(doc, key)
-        except KeyError:
-            raise MetaError(f"{file}: missing key {key!r}") from None
-    version = doc["schema_version"]
-    if not isinstance(version, int) or version > META_SCHEMA_VERSION or version < 1:
-        raise MetaError(
-            f"{file}: schema_version {version!r} is not supported (this keras_hrf reads "
-            f"versions 1..{META_SCHEMA_VERSION}); update keras_hrf"
-        )
-    try:
-        params = FeatureParams.from_dict(doc["feature_params"])
-        normalizer = Normalizer.from_dict(doc["normalizer"])
-    except (TypeError, ValueError) as e:
-        raise MetaError(f"{file}: {e}") from e
-    labels = tuple(str(v) for v in doc["labels"])
-    shape = tuple(int(n) for n in doc["input"]["shape"])
-    if len(shape) not in (3, 4) or (len(shape) == 4 and shape[3] != 1):
-        raise MetaError(
-            f"{file}: input.shape {list(shape)} is not [1, frames, n_mels] or "
-            "[1, frames, n_mels, 1]"
-        )
-    if normalizer.mean.size != shape[2] or params.n_mels != shape[2]:
-        raise MetaError(
-            f"{file}: input has {shape[2]} mel bands but feature_params.n_mels is "
-            f"{params.n_mels} and the normaliser has {normalizer.mean.size}"
-        )
-    if len(labels) != int(np.prod(doc["output"]["shape"])):
-        raise MetaError(f"{file}: {len(labels)} labels for output {doc['output']['shape']}")
-    return ModelMeta(
-        path=file.parent,
-        labels=labels,
-        feature_params=params,
-        normalizer=normalizer,
-        input_shape=shape,
-        input_scale=float(doc["input"]["scale"]),
-        input_zero_point=int(doc["input"]["zero_point"]),
-        input_dtype=str(doc["input"]["dtype"]),
-        output_scale=float(doc["output"]["scale"]),
-        output_zero_point=int(doc["output"]["zero_point"]),
-        arena_bytes=int(doc["arena"]["recommended_bytes"]),
-        ops=tuple(doc["ops"]),
-        origin=dict(doc.get("origin") or {}),
-        raw=doc,
-    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,7 +44,7 @@ class ExportResult:
     Attributes:
         out_dir: The export folder.
         files: Role (see :data:`FILES`) -> path.
-        report: The int8 model's :class:`~keras_hrf.export.check.CheckReport`.
+        report: The int8 model's :class:`~keras_hrf.export.runtime_check.CheckReport`.
         meta: The ``model_meta.json`` content.
         int8_bytes: The int8 flatbuffer (as in ``model_int8.tflite``).
         float32_bytes: The float32 flatbuffer.
@@ -260,7 +53,7 @@ class ExportResult:
     out_dir: Path
     files: dict[str, Path]
     report: CheckReport
-    meta: dict
+    meta: ModelMeta
     int8_bytes: bytes
     float32_bytes: bytes
 
@@ -406,57 +199,60 @@ def export(
     example = _pick_example(tflm_out, outputs["float"])
     expected = int(tflm_out[example].argmax())
 
+    origin = dict(origin or {})
     derived = {
         "model_name": model.name,
         "params": int(deployed.count_params()),
         "input_shape": list(shape),
-        "merged_from_hrf": had_hrf,
+        # Merged here, or before export from an HRF run (its origin names the HRF config).
+        "merged_from_hrf": had_hrf or origin.get("hrf") is not None,
         "hrf_layers": hrf_names,
         "layer_norm_lowering": sorted(
             {layer.lowering for layer in deployed.layers if isinstance(layer, LayerNorm)}
         ),
     }
-    meta = {
-        "schema_version": META_SCHEMA_VERSION,
-        "labels": labels,
-        "feature_params": feature_params.to_dict(),
-        "normalizer": normalizer.to_dict(),
-        "input": {k: report.input[k] for k in ("name", "shape", "dtype", "scale", "zero_point")},
-        "output": {k: report.output[k] for k in ("name", "shape", "dtype", "scale", "zero_point")},
-        "arena": {
-            "min_bytes": report.arena_min,
-            "recommended_bytes": report.arena_recommended,
-            "measured_with": "tflite_micro host interpreter (reference kernels, 64-bit)",
-        },
-        "ops": report.op_set,
-        "op_counts": report.op_counts,
-        "sizes": {
+    meta = ModelMeta(
+        schema_version=META_SCHEMA_VERSION,
+        labels=tuple(labels),
+        feature_params=feature_params,
+        normalizer=normalizer,
+        input=TensorSpec.from_dict(report.input),
+        output=TensorSpec.from_dict(report.output),
+        arena=ArenaSpec(
+            min_bytes=report.arena_min,
+            recommended_bytes=report.arena_recommended,
+            measured_with="tflite_micro host interpreter (reference kernels, 64-bit)",
+        ),
+        ops=tuple(report.op_set),
+        op_counts=report.op_counts,
+        sizes={
             "int8_bytes": len(int8),
             "float32_bytes": len(float32),
             "weight_bytes": report.weight_bytes,
         },
-        "macs": report.macs,
-        "check": {
+        macs=report.macs,
+        check={
             "num_samples": report.num_samples,
             "litert_tflm_max_diff_int8_steps": report.litert_tflm_max_diff,
             "argmax_agreement_with_float": report.argmax_agreement,
             "float_max_abs_diff": report.float_max_abs_diff,
         },
-        "example": {
+        example={
             # Index into the checked samples, or into representative_data when none were given.
             "source": sample_source,
             "sample_index": example if sample_rows is None else int(sample_rows[example]),
             "expected_index": expected,
             "expected_label": labels[expected],
         },
-        "files": dict(FILES),
-        "sha256": {
+        files=dict(FILES),
+        sha256={
             FILES["int8"]: hashlib.sha256(int8).hexdigest(),
             FILES["float32"]: hashlib.sha256(float32).hexdigest(),
         },
-        "origin": {**derived, **(origin or {})},
-        "created_with": versions(),
-    }
+        origin={**derived, **origin},
+        created_with=versions(),
+    )
+    meta_text = meta.to_json()  # a non-JSON origin fails here, before anything is written
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
@@ -480,19 +276,15 @@ def export(
                 q_samples[example], expected, labels[expected]
             ),
             "report": _report_md(report, meta),
-            # The CMSIS-DSP front-end's tables, from the same dict as model_meta.json.
-            **frontend_tables.sources(meta),
+            # The CMSIS-DSP front-end's tables, from the same document as model_meta.json.
+            **frontend_tables.sources(meta.to_dict()),
         }
         (tmp / FILES["int8"]).write_bytes(int8)
         (tmp / FILES["float32"]).write_bytes(float32)
         for role, text in texts.items():
             (tmp / FILES[role]).write_text(text, encoding="utf-8")
-        try:
-            meta_text = json.dumps(meta, indent=2, allow_nan=False, default=_jsonable)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"origin must be JSON-serialisable: {e}") from e
         # The metadata last: a folder with model_meta.json is complete.
-        (tmp / FILES["meta"]).write_text(meta_text + "\n", encoding="utf-8")
+        (tmp / FILES["meta"]).write_text(meta_text, encoding="utf-8")
         _swap_in(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -505,22 +297,6 @@ def export(
         int8_bytes=int8,
         float32_bytes=float32,
     )
-
-
-def _jsonable(obj):
-    # Provenance often holds config objects (an HRFConfig, a FeatureParams): store their dict
-    # form. Anything else is an error rather than a lossy repr().
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.asdict(obj)
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, tuple | set | frozenset):
-        return list(obj)
-    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
 def _swap_in(tmp: Path, out: Path) -> None:
@@ -539,19 +315,19 @@ def _swap_in(tmp: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _report_md(report: CheckReport, meta: dict) -> str:
-    origin = meta["origin"]
+def _report_md(report: CheckReport, meta: ModelMeta) -> str:
+    origin = meta.origin
     head = [
         f"# Export report: {origin.get('model_name', 'model')}",
         "",
         "| | |",
         "| --- | --- |",
-        f"| labels | {', '.join(meta['labels'])} |",
-        f"| float32 flatbuffer | {meta['sizes']['float32_bytes']:,} B |",
-        f"| parameters | {origin.get('params', 'n/a')} |",
+        f"| labels | {', '.join(meta.labels)} |",
+        f"| float32 flatbuffer | {reports.count(meta.sizes.get('float32_bytes'))} B |",
+        f"| parameters | {reports.count(origin.get('params'))} |",
         f"| merged from HRF | {'yes' if origin.get('merged_from_hrf') else 'no'} |",
-        f"| example input | sample {meta['example']['sample_index']}, expected "
-        f"'{meta['example']['expected_label']}' |",
+        f"| example input | sample {meta.example['sample_index']}, expected "
+        f"'{meta.example['expected_label']}' |",
         "",
         "## int8 model",
         "",

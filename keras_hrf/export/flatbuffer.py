@@ -458,7 +458,7 @@ def as_input_batch(x: np.ndarray, input_shape) -> np.ndarray:
 
     Accepts one example or a batch, in the model's ``(frames, n_mels)`` layout or the
     flatbuffer's, which may add a trailing channel axis of 1 (``(frames, n_mels, 1)``, see
-    :func:`keras_hrf.export.convert.tflite_input_shape`: same values in the same order).
+    :func:`keras_hrf.export.converter.tflite_input_shape`: same values in the same order).
 
     Args:
         x: ``[frames, n_mels]``, ``[N, frames, n_mels]`` or ``[N, frames, n_mels, 1]``.

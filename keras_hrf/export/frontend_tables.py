@@ -42,9 +42,9 @@ def folded_mismatch(meta: Mapping) -> tuple[int, int, int]:
     Returns:
         ``(differing values, values, largest difference in steps)``.
     """
+    from data_prep import int8 as quant
     from data_prep.device_frontend import InputQuantization
     from data_prep.features import FeatureParams, Normalizer
-    from keras_hrf.export import quant
 
     params = FeatureParams.from_dict(meta["feature_params"])
     norm = Normalizer.from_dict(meta["normalizer"])
@@ -89,7 +89,7 @@ def sources(meta: Mapping) -> dict[str, str]:
 
     Returns:
         ``{"frontend_h": ..., "frontend_c": ...}`` (roles of
-        :data:`keras_hrf.export.artifacts.FILES`). For feature parameters that ``arm_mfcc``
+        :data:`keras_hrf.device.meta.FILES`). For feature parameters that ``arm_mfcc``
         cannot compute (``power`` 2, ``center``), both files are an ``#error`` naming why.
     """
     from data_prep.device_frontend import fold_input_quantization, mel_tables

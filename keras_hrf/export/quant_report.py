@@ -1,10 +1,10 @@
 """Per-layer quantization error of the int8 model against the float one, sorted by damage.
 
 :func:`quant_report` runs TensorFlow's ``tf.lite.experimental.QuantizationDebugger`` on the
-converter that :func:`keras_hrf.export.convert.convert` runs (:func:`~keras_hrf.export.convert.
+converter that :func:`keras_hrf.export.converter.convert` runs (:func:`~keras_hrf.export.converter.
 make_converter`: same frozen batch-1 graph, full int8 with int8 input and output, per-channel
 weights, the same seeded representative subset), so the int8 model it inspects is the deployed one
-(checked: its logits equal those of :func:`~keras_hrf.export.convert.convert`'s flatbuffer). The
+(checked: its logits equal those of :func:`~keras_hrf.export.converter.convert`'s flatbuffer). The
 debugger adds a ``NumericVerify`` op after every quantized op that compares the op's dequantized
 int8 output with the same op computed in float *on the same dequantized inputs*: each row is the
 error that one op adds by itself, not the error accumulated from the ops before it.
@@ -26,8 +26,8 @@ with the default XNNPACK delegate, whose int8 ``BATCH_MATMUL`` in TensorFlow 2.2
 point of its second operand (found while writing this module: the attention ``A @ V`` outputs were
 off by exactly ``zero_point(V) * scale(V)``, 18 int8 steps, while TFLite's builtin kernels, TFLite
 Micro and ``ai_edge_litert`` agree with the float model). The debugger here is therefore run with
-TFLite's builtin kernels (``BUILTIN_WITHOUT_DEFAULT_DELEGATES``), as :mod:`keras_hrf.export.check`
-runs LiteRT.
+TFLite's builtin kernels (``BUILTIN_WITHOUT_DEFAULT_DELEGATES``), as
+:mod:`keras_hrf.export.runtime_check` runs LiteRT.
 """
 
 from __future__ import annotations
@@ -43,10 +43,11 @@ import keras
 import numpy as np
 import pandas as pd
 
+from data_prep import int8 as quant
 from keras_hrf import reparam, reports
-from keras_hrf.export import check as check_mod
-from keras_hrf.export import flatbuffer, quant
-from keras_hrf.export.convert import (
+from keras_hrf.export import flatbuffer
+from keras_hrf.export import runtime_check as check_mod
+from keras_hrf.export.converter import (
     _check_data,
     _converter_error,
     _quiet,
@@ -342,15 +343,15 @@ def _table(head: list[str], body: list[list[str]]) -> list[str]:
 
 
 def _num(v: float | None, fmt: str) -> str:
-    return "-" if v is None or not np.isfinite(v) else format(v, fmt)
+    return reports.num(v, fmt)
 
 
 def _pct(v: float | None) -> str:
-    return "-" if v is None or not np.isfinite(v) else f"{100 * v:.1f} %"
+    return reports.pct(v, "%")
 
 
 def _pct_change(v: float | None) -> str:
-    return "-" if v is None or not np.isfinite(v) else f"{100 * v:+.1f} %"
+    return reports.pct(v, "%", signed=True)
 
 
 # ------------------------------------------------------------------------------------ names
@@ -526,7 +527,7 @@ def quant_report(
 ) -> QuantReport:
     """Per-layer quantization error of the full-int8 model against the float Keras model.
 
-    The int8 model is the one :func:`keras_hrf.export.convert.convert` makes of ``model`` with
+    The int8 model is the one :func:`keras_hrf.export.converter.convert` makes of ``model`` with
     ``representative_data``, ``num_samples`` and ``seed`` (the same converter), inspected with
     ``tf.lite.experimental.QuantizationDebugger``. See the module docstring for what the numbers
     mean. A model that keeps ops in float (the selective experiment) is for analysis only: it does

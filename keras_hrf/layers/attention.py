@@ -124,8 +124,8 @@ class MultiHeadAttentionCore(keras.layers.Layer):
         return out
 
     def _attend(self, q, k, v, swap, head: int = 0):
-        # ``head`` is unused here; the quantization-aware twin (keras_hrf.qat) keys its per-head
-        # activation ranges by it.
+        # ``head`` is unused here; the quantization-aware twin (keras_hrf.quantization.qat) keys
+        # its per-head activation ranges by it.
         logits = ops.matmul(q, ops.transpose(k, swap))
         if self.mask is not None:
             logits = logits + ops.convert_to_tensor(self.mask, dtype=logits.dtype)

@@ -251,7 +251,7 @@ class HRFDense(keras.layers.Layer):
         out_dtype = self.factors[0].dtype
         kernel = self.merged_kernel("float64")
         if self.quantize_merged:
-            from keras_hrf.quantization import fake_quant_per_channel
+            from keras_hrf.quantization.fake_quant import fake_quant_per_channel
 
             kernel = fake_quant_per_channel(kernel, axis=-1)
         weights = [np.asarray(keras.ops.convert_to_numpy(kernel))]
@@ -265,7 +265,7 @@ class HRFDense(keras.layers.Layer):
     # -------------------------------------------------------------------------------- forward
     def call(self, inputs):
         if self.quantize_merged:
-            from keras_hrf.quantization import fake_quant_per_channel
+            from keras_hrf.quantization.fake_quant import fake_quant_per_channel
 
             kernel = fake_quant_per_channel(self.merged_kernel(), axis=-1)
             y = ops.matmul(inputs, kernel)

@@ -18,9 +18,9 @@ from data_prep.device_frontend import (
     InputQuantization,
     block_exponent,
     mel_tables,
-    round_half_away,
 )
 from data_prep.features import FeatureParams, features_of, log_mel, mel_filters, window
+from data_prep.int8 import round_half_away
 
 #: Largest accepted difference between the float device front-end and the training features
 #: (natural log). Measured: 4e-5 (8 synthetic files), 1.5e-4 (the 6 RAVDESS files below), 1.9e-4
@@ -196,7 +196,7 @@ def test_int8_inputs_match_the_exporters(corpus, stream_model, request):
 
     files = request.getfixturevalue(f"{corpus}_files")
     meta = load_meta(stream_model.export_dir)
-    frontend = DeviceFrontend.from_meta(stream_model.export_dir)
+    frontend = DeviceFrontend.from_meta(meta)
     assert frontend.params == meta.feature_params and frontend.params.frames == 100
     share, worst, folded, total = _int8_parity(meta, frontend, files)
     print(

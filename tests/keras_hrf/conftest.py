@@ -15,7 +15,7 @@ def tiny():
 @pytest.fixture(scope="session")
 def synthetic_features(synthetic_root, tmp_path_factory):
     """(features [N, 300, 64], manifest, params) of the session's synthetic corpus."""
-    from keras_hrf.experiment import load_features
+    from data_prep import load_features
 
     cache = tmp_path_factory.mktemp("feature_cache")
     return load_features("synthetic", synthetic_root, cache, progress=False)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_hrf import models, reparam
+from keras_hrf import graph, models, reparam
 from keras_hrf.layers import HRFDense
 
 SHAPE = (200, 16)
@@ -93,7 +93,23 @@ def test_keras_round_trip_safe_mode(tmp_path):
 
 def test_rewrite_to_batch_one():
     model = models.build("speechformer", "light", input_shape=SHAPE, num_classes=4, seed=0)
-    fixed = reparam.rewrite(model, lambda layer: None, input_batch_size=1)
+    fixed = graph.rewrite(model, lambda layer: None, input_batch_size=1)
     assert fixed.inputs[0].shape == (1,) + SHAPE
     x = np.random.default_rng(1).normal(size=(1,) + SHAPE).astype("float32")
     np.testing.assert_allclose(fixed(x), model(x), atol=1e-6)
+
+
+def test_expand_is_the_function_preserving_inverse_of_merge():
+    plain = models.build("conv_transformer", "light", input_shape=SHAPE, num_classes=4, seed=2)
+    x = np.random.default_rng(3).normal(size=(2,) + SHAPE).astype("float32")
+    expanded = reparam.expand(plain, {"expansion": 2.0, "depth": 3}, seed=0)
+    hrf = reparam.hrf_layers(expanded)
+    dense = [la for la in plain.layers if type(la) is keras.layers.Dense]
+    assert [la.name for la in hrf] == [la.name for la in dense[:-1]]  # all but the classifier
+    assert all(la.depth == 3 for la in hrf)
+    np.testing.assert_allclose(expanded(x), plain(x), atol=1e-5)
+    back = reparam.merge(expanded)
+    assert [type(la) for la in back.layers] == [type(la) for la in plain.layers]
+    np.testing.assert_allclose(back(x), plain(x), atol=1e-5)
+    only = reparam.expand(plain, select=lambda layer: layer.name.endswith("_fc1"))
+    assert {la.name for la in reparam.hrf_layers(only)} == {"block0_ffn_fc1", "block1_ffn_fc1"}

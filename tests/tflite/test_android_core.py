@@ -9,7 +9,7 @@ There is no Android SDK and no Maven repository in CI, so the real Kotlin compil
 2. writes golden vectors for the tiny exported model of the ``stream_model`` fixture: for a few
    synthetic WAV files (always) and real RAVDESS files (when ``KERAS_HRF_RAVDESS`` is set), the
    signal, float log-Mel, fixed-length features, normalised features, int8 input, LiteRT's int8
-   output and label, ``keras_hrf.stream`` windows; plus the mel filters, front-end variants,
+   output and label, ``keras_hrf.device.stream`` windows; plus the mel filters, front-end variants,
    smoothing cases, quantization ties and ``model_meta.json`` variants with Python's verdict;
 3. runs the Kotlin tests with ``JUnitCore`` and prints ``Kotlin core: N passed, M failed, K
    skipped`` and the measured differences (``METRIC`` lines) to the CI log.
@@ -213,7 +213,7 @@ def _ravdess_pcm() -> dict[str, np.ndarray]:
 
 def _meta_variants(meta_doc: dict, out: Path) -> tuple[list[dict], list[dict]]:
     """``model_meta.json`` variants and Python's verdict (``load_meta``) on each."""
-    from keras_hrf.export.artifacts import MetaError, load_meta
+    from keras_hrf.device import MetaError, load_meta
 
     def edited(fn):
         doc = copy.deepcopy(meta_doc)
@@ -315,7 +315,7 @@ def _frontend_variants(meta_doc: dict, signal: np.ndarray, out: Path) -> list[di
 
 def _smoothing_cases(labels) -> list[dict]:
     """Random posteriors (and exact ties) through ``smooth_posteriors`` and ``segments_from``."""
-    from keras_hrf import stream
+    from keras_hrf.device import stream
 
     rng = np.random.default_rng(9)
     logits = rng.normal(0, 1.5, (11, len(labels)))
@@ -355,7 +355,7 @@ def _smoothing_cases(labels) -> list[dict]:
 
 def _quantize_cases() -> dict:
     """Exact ties, clamping and random values through Python's ``quantize``."""
-    from keras_hrf.export import quant
+    from data_prep import int8 as quant
 
     scale, zp = 0.25, -3
     x = np.concatenate(
@@ -375,12 +375,11 @@ def _quantize_cases() -> dict:
 
 def write_golden(stream_model, out: Path) -> dict:
     """Write every golden vector into ``out``; returns the index (also ``out/golden.json``)."""
+    from data_prep import int8 as quant
     from data_prep.audio import load_audio
     from data_prep.features import fix_length, log_mel, mel_filters, window
-    from keras_hrf import stream
-    from keras_hrf.export import quant
-    from keras_hrf.export.artifacts import FILES, load_meta
-    from keras_hrf.export.check import run_litert
+    from keras_hrf.device import FILES, load_meta, stream
+    from keras_hrf.device.runtimes import run_litert
 
     export = Path(stream_model.export_dir)
     shutil.copy(export / FILES["meta"], out / "model_meta.json")
@@ -405,7 +404,7 @@ def write_golden(stream_model, out: Path) -> dict:
         probs = np.exp(logits - logits.max())
         probs /= probs.sum()
 
-        # The stream: keras_hrf.stream for windows and centres; the int8 rows of the whole
+        # The stream: keras_hrf.device.stream for windows and centres; the int8 rows of the whole
         # recording through the training front-end, padded like the stream pads.
         st = stream.classify_stream(
             signal, meta, hop=STREAM_HOP, smooth=STREAM_SMOOTH, smoothing=STREAM_SMOOTHING

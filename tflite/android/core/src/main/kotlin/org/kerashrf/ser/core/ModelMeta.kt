@@ -131,11 +131,11 @@ class ModelMeta(
     /** The whole document, for fields this class does not model (origin, sizes, ...). */
     val raw: Map<String, Any?>,
 ) {
-    /** Frames of one model window (the input's second-to-last dimension). */
-    val frames: Int get() = input.shape[input.shape.size - 2]
+    /** Frames of one model window (the input is `[1, frames, n_mels]` or `[1, frames, n_mels, 1]`). */
+    val frames: Int get() = input.shape[1]
 
-    /** Mel bands (the input's last dimension). */
-    val nMels: Int get() = input.shape.last()
+    /** Mel bands (the input's third dimension). */
+    val nMels: Int get() = input.shape[2]
 
     /**
      * Checks that [model] is the flatbuffer this meta was exported with (its SHA-256 is recorded
@@ -207,15 +207,19 @@ class ModelMeta(
             val input = tensor(r, root, "input")
             val output = tensor(r, root, "output")
 
-            if (input.shape.size < 2) throw ModelMetaException("$source: input.shape ${input.shape} must end in [frames, n_mels]")
-            val mels = input.shape.last()
+            // A model whose first layer is a Conv2D takes [1, frames, n_mels, 1]: the same bytes.
+            val shape = input.shape
+            if (!(shape.size == 3 || (shape.size == 4 && shape[3] == 1)) || shape[0] != 1) {
+                throw ModelMetaException("$source: input.shape $shape is not [1, frames, n_mels] or [1, frames, n_mels, 1]")
+            }
+            val mels = shape[2]
             if (normalizer.mean.size != mels || params.nMels != mels) {
                 throw ModelMetaException(
                     "$source: input has $mels mel bands but feature_params.n_mels is ${params.nMels} " +
                         "and the normaliser has ${normalizer.mean.size}",
                 )
             }
-            val frames = input.shape[input.shape.size - 2]
+            val frames = shape[1]
             if (params.frames != frames) {
                 throw ModelMetaException("$source: input has $frames frames but feature_params.frames is ${params.frames}")
             }

@@ -1,0 +1,86 @@
+"""``keras-hrf convert``: int8 export of a run folder (or a merged ``.keras``) to device files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from keras_hrf.cli.common import add_parser
+
+EPILOG = """
+    examples:
+      keras-hrf convert runs/x --out device/          # a run folder: everything known
+      keras-hrf convert model_merged.keras --data rep.npy --meta-from runs/x --out device/
+      keras-hrf convert runs/conformer --out device/ --layer-norm l2   # LayerNorm as
+                                                # L2_NORMALIZATION: better int8 (conformer)
+    """
+
+
+def convert_command_parser(sub):
+    p = add_parser(
+        sub,
+        "convert",
+        "convert a run folder (or merged .keras) to int8 TFLite + device files",
+        EPILOG,
+    )
+    p.add_argument("model", help="run folder, or a merged .keras model")
+    p.add_argument("--out", required=True, help="output folder for the device artefacts")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="representative data (.npy of normalised features) for a bare .keras",
+    )
+    p.add_argument(
+        "--meta-from",
+        default=None,
+        help="run folder whose labels / feature params / normaliser to use",
+    )
+    p.add_argument(
+        "--layer-norm",
+        choices=["rsqrt", "l2"],
+        default=None,
+        help="TFLite form of every LayerNorm (same float function): rsqrt (as trained) or l2 "
+        "(L2_NORMALIZATION, precise on quiet frames; better int8 for the conformer)",
+    )
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(handler=run)
+    return p
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from keras_hrf import export
+    from keras_hrf.cli.merge import load_keras
+    from keras_hrf.training import load_run
+
+    src = Path(args.model)
+    if src.is_dir():
+        run_folder = load_run(src)
+        model, meta_run = run_folder.merged, run_folder
+        rep = np.load(src / "representative.npy")
+    else:
+        if not args.data or not args.meta_from:
+            raise ValueError(
+                "a bare .keras model needs --data REP.npy and --meta-from RUN_DIR "
+                "(labels, feature parameters and normaliser); or pass a run folder"
+            )
+        model, meta_run = load_keras(src), load_run(args.meta_from)
+        rep = np.load(args.data)
+    result = export.export(
+        model,
+        args.out,
+        representative_data=rep,
+        labels=meta_run.labels,
+        feature_params=meta_run.feature_params,
+        normalizer=meta_run.normalizer,
+        origin={
+            "family": meta_run.config.family,
+            "size": meta_run.config.size,
+            "hrf": meta_run.config.hrf,
+        },
+        overwrite=args.overwrite,
+        layer_norm=args.layer_norm,
+    )
+    print(result.report.to_markdown())
+    print(f"device artefacts written to {args.out}")
+    return 0

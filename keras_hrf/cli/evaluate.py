@@ -1,0 +1,63 @@
+"""``keras-hrf evaluate``: a run folder's float, merged and int8 models on a corpus."""
+
+from __future__ import annotations
+
+from keras_hrf.cli.common import add_corpus_args, add_parser
+
+EPILOG = """
+    examples:
+      keras-hrf evaluate runs/conformer_hrf --corpus ravdess --root DATA
+    """
+
+
+def evaluate_command_parser(sub):
+    p = add_parser(
+        sub,
+        "evaluate",
+        "evaluate a run folder: float, merged float and int8 (LiteRT) side by side",
+        EPILOG,
+    )
+    p.add_argument("run", help="run folder (from train/demo)")
+    add_corpus_args(p)
+    p.add_argument("--cache", default=".cache/features")
+    p.set_defaults(handler=run)
+    return p
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from data_prep import encode_labels, load_features
+    from keras_hrf import export, reports
+    from keras_hrf.training import load_run
+    from keras_hrf.training.metrics import classification_metrics
+
+    run_folder = load_run(args.run)
+    feats, manifest, _ = load_features(
+        args.corpus, args.root, args.cache, run_folder.feature_params
+    )
+    y, _ = encode_labels(manifest["emotion"], run_folder.labels)
+    x = run_folder.normalizer.transform(feats)
+    preds = {
+        "Keras float (trained)": run_folder.model.predict(x, verbose=0, batch_size=256),
+        "Keras float (merged)": run_folder.merged.predict(x, verbose=0, batch_size=256),
+    }
+    int8_path = run_folder.path / "device" / "model_int8.tflite"
+    if int8_path.is_file():
+        preds["int8 (LiteRT)"] = export.predict(int8_path.read_bytes(), x)
+    rows = []
+    for name, logits in preds.items():
+        m = classification_metrics(y, logits.argmax(-1), run_folder.labels)
+        rows.append([name, reports.pct(m["wa"]), reports.pct(m["ua"]), reports.pct(m["macro_f1"])])
+    print(
+        f"{len(y)} utterances of {args.corpus} (all of them: the corpus may overlap the run's "
+        "training speakers)"
+    )
+    print(reports.markdown_table(["model", "WA %", "UA %", "macro-F1 %"], rows))
+    if "int8 (LiteRT)" in preds:
+        merged = preds["Keras float (merged)"].argmax(-1)
+        agree = np.mean(merged == preds["int8 (LiteRT)"].argmax(-1))
+        print(f"argmax agreement int8 vs merged float: {100 * agree:.1f} %")
+    else:
+        print(f"no int8 model in {run_folder.path / 'device'} (keras-hrf convert makes one)")
+    return 0

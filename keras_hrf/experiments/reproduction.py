@@ -1,0 +1,441 @@
+"""The paper's comparison (``keras-hrf reproduce``): light vs light+HRF vs large (and any other
+variants) over speaker folds x seeds, every run saved in its own folder (so a restart skips
+finished runs), then a summary with mean ± std and paired tests against light."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from data_prep import encode_labels, load_features, splits
+from keras_hrf import models, reports
+from keras_hrf.experiments.statistics import (
+    ALL_FAMILIES,
+    _add_holm,
+    _pooled,
+    paired_difference,
+    verdict,
+)
+from keras_hrf.experiments.variants import parse_variant, variant_config, variant_dirname
+from keras_hrf.export.runs import add_device_export, save_run
+from keras_hrf.training import TrainConfig, fit, read_metrics
+
+
+def make_folds(
+    manifest: pd.DataFrame, n_folds: int = 6, folds_file: str | Path | None = None
+) -> tuple[list[splits.Split], str]:
+    """The folds of an experiment and a sentence that says what they are.
+
+    ``folds_file`` (published test speakers, :func:`data_prep.splits.read_fold_file`) wins over
+    ``n_folds`` (:func:`data_prep.splits.speaker_kfold` with seed 0).
+    """
+    if folds_file is not None:
+        ff = splits.read_fold_file(folds_file)
+        about = (
+            f"the {ff.n_folds} published folds of `{Path(folds_file).name}` (every speaker "
+            "tested once; validation speakers drawn from each fold's training speakers)"
+        )
+        if ff.description:
+            about += f". {ff.description}"
+        return splits.predefined_folds(manifest, ff), about
+    about = (
+        f"speaker {n_folds}-fold cross-validation (`speaker_kfold`, seed 0; every speaker tested "
+        "once)"
+    )
+    return splits.speaker_kfold(manifest, n_folds=n_folds, seed=0), about
+
+
+def run_row(family: str, variant: str, run_dir: Path) -> dict:
+    """One row of ``runs.csv``: a finished run's headline figures (from its RunMetrics)."""
+    m = read_metrics(run_dir)
+    return {
+        "family": family,
+        "variant": variant,
+        "run": run_dir.name,
+        "wa": m.test.wa,
+        "ua": m.test.ua,
+        "macro_f1": m.test.macro_f1,
+        "val_ua": m.val.ua,
+        "merged_ua": m.test_merged.ua,
+        "merge_max_abs_diff": m.merge_max_abs_diff,
+        "params_train": m.params_train,
+        "params_deployed": m.params_deployed,
+        "macs_deployed": m.macs_deployed,
+        "int8_ua": m.int8_ua,
+        "int8_agreement": m.int8_agreement,
+        "flatbuffer_bytes": m.flatbuffer_bytes,
+        "arena_bytes": m.arena_bytes,
+        "best_epoch": m.best_epoch,
+        "epochs_run": m.epochs_run,
+        "seconds": m.seconds,
+        "path": str(run_dir),
+    }
+
+
+#: TrainConfig fields that the protocol paragraph of a report states.
+_PROTOCOL_FIELDS = (
+    "epochs",
+    "patience",
+    "batch_size",
+    "learning_rate",
+    "schedule",
+    "warmup_epochs",
+    "weight_decay",
+    "label_smoothing",
+    "time_masks",
+    "time_mask_max",
+    "freq_masks",
+    "freq_mask_max",
+    "class_balance",
+    "exclude_floor",
+)
+
+
+def protocol_values(run_dirs) -> dict[str, dict]:
+    """``{field: {value: number of runs}}`` of the training settings the runs were made with,
+    read from each run's ``config.json`` (so a report describes the runs, not its own
+    command line)."""
+    out: dict[str, dict] = {f: {} for f in _PROTOCOL_FIELDS}
+    for run_dir in run_dirs:
+        train = json.loads((Path(run_dir) / "config.json").read_text())["train"]
+        for f in _PROTOCOL_FIELDS:
+            value = train.get(f, getattr(TrainConfig, f, None))
+            out[f][value] = out[f].get(value, 0) + 1
+    return out
+
+
+def protocol_text(values: dict[str, dict]) -> str:
+    """The protocol paragraph for :func:`protocol_values`; a setting that differs between runs is
+    given with its run counts."""
+
+    def v(field: str) -> str:
+        seen = values.get(field) or {}
+        if len(seen) == 1:
+            return str(next(iter(seen)))
+        return "/".join(f"{k} ({n} runs)" for k, n in sorted(seen.items(), key=str)) or "-"
+
+    return (
+        f"Training (from the runs' config.json): up to {v('epochs')} epochs, early stopping on "
+        f"validation UA (patience {v('patience')}, best weights restored), batch "
+        f"{v('batch_size')}, learning rate {v('learning_rate')} ({v('schedule')}, warm-up "
+        f"{v('warmup_epochs')} epochs), weight decay {v('weight_decay')}, label smoothing "
+        f"{v('label_smoothing')}, SpecAugment {v('time_masks')}x time <= {v('time_mask_max')} "
+        f"frames and {v('freq_masks')}x frequency <= {v('freq_mask_max')} bands, class balance: "
+        f"{v('class_balance')}, normaliser without the log floor: {v('exclude_floor')}. "
+        "Validation speakers are taken from the training folds. int8: full-integer post-training "
+        "quantization of the merged model, evaluated with LiteRT."
+    )
+
+
+def reproduce(
+    corpus: str,
+    root: str | Path,
+    out: str | Path,
+    *,
+    families: Sequence[str] = ("conv_transformer", "conformer", "speechformer"),
+    variants: Sequence[str] = ("light", "light+hrf", "large"),
+    seeds: Sequence[int] = (0, 1, 2),
+    n_folds: int = 6,
+    folds: Sequence[int] | None = None,
+    base: TrainConfig | None = None,
+    cache_dir: str | Path | None = None,
+    export: bool = True,
+    command: str | None = None,
+    report_only: bool = False,
+    progress: bool = True,
+    folds_file: str | Path | None = None,
+) -> pd.DataFrame:
+    """The paper's comparison over speaker folds x seeds; resumable.
+
+    Every (family, variant, fold, seed) run is saved to
+    ``out/runs/<family>/<variant>/fold<F>_seed<S>``; a run whose folder exists is skipped, so
+    the experiment can be stopped and resumed. Writes ``out/REPORT.md``, ``out/runs.csv`` and
+    ``out/summary.json``. Features are cached in ``cache_dir`` (default ``out/cache``).
+    With ``export`` (default) every run also gets its int8 device artefacts and int8 test
+    figures; runs saved earlier without them are back-filled on the next call.
+
+    The loop runs (family, fold, seed, variant) in that order, so paired runs finish together.
+    ``command`` (the command line that ran it) is quoted in the report, and ``out/NOTES.md``
+    (hand-written notes), if present, is appended to it. ``report_only``
+    trains and exports nothing: it summarises the runs that have finished (e.g. while another
+    process is still running the rest). ``folds_file`` replaces the ``n_folds`` speaker folds by
+    published ones (:func:`make_folds`); it is checked before any feature is computed.
+    """
+    out = Path(out)
+    base = base or TrainConfig()
+    configs = {}
+    for variant in variants:
+        for family in families:
+            # A typo or a key a family lacks fails now, not after hours of other runs.
+            cfg = dataclasses.replace(variant_config(base, variant), family=family)
+            models.preset_params(cfg.family, cfg.size, **cfg.model_overrides)
+            configs[family, variant] = cfg
+    cache = out / "cache" if cache_dir is None else cache_dir
+    feats, manifest, params = load_features(
+        corpus, root, cache, progress=progress, folds_file=folds_file
+    )
+    all_splits, folds_about = make_folds(manifest, n_folds, folds_file)
+    n_folds = len(all_splits)
+    fold_ids = list(range(n_folds)) if folds is None else list(folds)
+    bad = [f for f in fold_ids if not 0 <= f < n_folds]
+    if bad:
+        raise ValueError(f"fold(s) {bad} do not exist: the experiment has folds 0..{n_folds - 1}")
+    rows = []
+    y_all, _ = encode_labels(manifest["emotion"])
+    for family, fold, seed, variant in itertools.product(families, fold_ids, seeds, variants):
+        run_dir = out / "runs" / family / variant_dirname(variant) / f"fold{fold}_seed{seed}"
+        split = all_splits[fold]
+        if report_only and not (run_dir / "metrics.json").is_file():
+            continue
+        if not (run_dir / "metrics.json").is_file():
+            cfg = dataclasses.replace(configs[family, variant], seed=seed)
+            result = fit(cfg, feats, manifest, split, feature_params=params, progress=progress)
+            save_run(result, run_dir, export=export)
+        elif export and not report_only and read_metrics(run_dir).int8 is None:
+            add_device_export(run_dir, feats[split.test], y_all[split.test])
+        row = run_row(family, variant, run_dir)
+        row.update(fold=fold, seed=seed)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "runs.csv", index=False)
+    summary = summarize(table)
+    reports.atomic_write_json(out / "summary.json", summary)
+    report = reproduce_report(
+        summary, corpus, n_folds, base, command, folds_about=folds_about, runs=table
+    )
+    if (out / "NOTES.md").is_file():
+        # Hand-written notes (how the runs were made, the reading of the numbers) are kept in
+        # NOTES.md and appended, so regenerating the report never loses them.
+        report += "\n" + (out / "NOTES.md").read_text()
+    reports.atomic_write_text(out / "REPORT.md", report)
+    return table
+
+
+def summarize(table: pd.DataFrame) -> dict:
+    """Mean ± std per (family, variant) and the paired comparisons against light.
+
+    Every variant is paired with ``light`` by (fold, seed); HRF option variants (an ablation,
+    see :func:`parse_variant`) are also paired with the default ``light+hrf``.
+    """
+    groups = {}
+    for (family, variant), g in table.groupby(["family", "variant"], sort=False):
+        entry = {"runs": int(len(g))}
+        for col in ("wa", "ua", "macro_f1", "int8_ua", "int8_agreement"):
+            vals = g[col].dropna().astype(float)
+            entry[col] = {
+                "mean": float(vals.mean()) if len(vals) else None,
+                "std": float(vals.std(ddof=1)) if len(vals) > 1 else None,
+            }
+        for col in (
+            "params_train",
+            "params_deployed",
+            "macs_deployed",
+            "flatbuffer_bytes",
+            "arena_bytes",
+        ):
+            entry[col] = None if g[col].isna().all() else int(g[col].iloc[0])
+        groups[f"{family}/{variant}"] = entry
+    paired: dict = {}
+    paired_q: dict = {}
+    ablation: dict = {}
+    ua = {
+        key: g.set_index(["fold", "seed"])["ua"]
+        for key, g in table.groupby(["family", "variant"], sort=False)
+    }
+    for (family, variant), b in ua.items():
+        light = ua.get((family, "light"))
+        if variant == "light" or light is None:
+            continue
+        entry = paired_difference(light, b)
+        if entry is None:
+            continue
+        if variant == "light+hrf":
+            paired[family] = entry
+        elif variant == "light+qhrf":
+            paired_q[family] = entry
+        v = parse_variant(variant)
+        default = ua.get((family, "light+hrf"))
+        is_option = v.size == "light" and v.hrf is not None and variant != "light+hrf"
+        vs_default = paired_difference(default, b) if is_option and default is not None else None
+        ablation.setdefault(family, {})[variant] = {**entry, "vs_default": vs_default}
+    # Several families (and many ablation rows) are tested at once: a p below 0.05 in one of
+    # them is expected by chance, so each table also carries Holm's family-wise adjustment.
+    for table_ in (paired, paired_q):
+        _add_holm(table_.values())
+    _add_holm([p for variants in ablation.values() for p in variants.values()])
+    for variant, table_ in (("light+hrf", paired), ("light+qhrf", paired_q)):
+        if len(table_) > 1:
+            table_[ALL_FAMILIES] = _pooled(ua, variant)
+    out = {"groups": groups, "paired_ua_hrf_minus_light": paired}
+    if paired_q:
+        out["paired_ua_qhrf_minus_light"] = paired_q
+    if any(set(v) - {"light+hrf", "light+qhrf"} for v in ablation.values()):
+        out["ablation_ua_minus_light"] = ablation
+    return out
+
+
+def reproduce_report(
+    summary: dict,
+    corpus: str,
+    n_folds: int,
+    base: TrainConfig | None = None,
+    command: str | None = None,
+    folds_about: str | None = None,
+    runs: pd.DataFrame | None = None,
+) -> str:
+    """``REPORT.md`` of a reproduction.
+
+    The protocol paragraph is read from the ``config.json`` of the summarised ``runs`` (with a
+    ``path`` column); without them, from ``base``.
+    """
+
+    def ms(v):
+        if v is None or v["mean"] is None:
+            return "-"
+        sd = "" if v["std"] is None else f" ± {100 * v['std']:.1f}"
+        return f"{100 * v['mean']:.1f}{sd}"
+
+    rows = [
+        [
+            key,
+            g["runs"],
+            ms(g["wa"]),
+            ms(g["ua"]),
+            ms(g["macro_f1"]),
+            ms(g["int8_ua"]),
+            ms(g["int8_agreement"]),
+            f"{g['params_train']:,} / {g['params_deployed']:,}",
+            f"{g['macs_deployed']:,}",
+            "-" if g["flatbuffer_bytes"] is None else g["flatbuffer_bytes"],
+            "-" if g["arena_bytes"] is None else g["arena_bytes"],
+        ]
+        for key, g in summary["groups"].items()
+    ]
+
+    def paired_cells(p: dict) -> list:
+        return [
+            p["pairs"],
+            f"{100 * p['mean_diff']:+.2f}",
+            "-" if p["std_diff"] is None else f"{100 * p['std_diff']:.2f}",
+            f"{p['wins']}/{p['losses']}/{p['ties']}",
+            "-" if p["wilcoxon_p"] is None else f"{p['wilcoxon_p']:.3f}",
+            "-" if p.get("holm_p") is None else f"{p['holm_p']:.3f}",
+        ]
+
+    def paired_rows(paired: dict) -> list[list]:
+        return [[fam, *paired_cells(p)] for fam, p in paired.items()]
+
+    paired_head = [
+        "family",
+        "pairs",
+        "mean diff",
+        "std diff",
+        "wins/losses/ties",
+        "Wilcoxon p",
+        "Holm p",
+    ]
+    prow = paired_rows(summary["paired_ua_hrf_minus_light"])
+    qhrf = summary.get("paired_ua_qhrf_minus_light", {})
+    qhrf_section = (
+        [
+            "## Paired: quantization-aware light+HRF (light+qhrf) minus light, test UA (points)",
+            "",
+            *[f"- **{fam}**: {verdict(p)}." for fam, p in qhrf.items()],
+            "",
+            reports.markdown_table(paired_head, paired_rows(qhrf)),
+            "",
+        ]
+        if qhrf
+        else []
+    )
+    ablation = summary.get("ablation_ua_minus_light", {})
+    ablation_rows = [
+        [
+            fam,
+            variant,
+            *paired_cells(p),
+            "-" if not p["vs_default"] else f"{100 * p['vs_default']['mean_diff']:+.2f}",
+            "-" if not p["vs_default"] else f"{p['vs_default']['pairs']}",
+        ]
+        for fam, variants in ablation.items()
+        for variant, p in variants.items()
+    ]
+    ablation_section = (
+        [
+            "## Every variant minus light (HRF ablation, large): test UA (points), paired by "
+            "(fold, seed)",
+            "",
+            "Each variant against the plain light model on the runs both have; HRF option "
+            "variants also against the default light+HRF on the runs both have (`vs light+hrf`). "
+            "Options follow the `:` of the variant name (keys of `HRFConfig`). `Holm p` adjusts "
+            "the Wilcoxon p-values for all the comparisons of this table tested together.",
+            "",
+            reports.markdown_table(
+                ["family", "variant", *paired_head[1:], "vs light+hrf", "pairs"], ablation_rows
+            ),
+            "",
+        ]
+        if ablation
+        else []
+    )
+    if runs is not None and len(runs) and "path" in runs:
+        protocol = protocol_text(protocol_values(runs["path"]))
+    elif base is not None:
+        protocol = protocol_text({f: {getattr(base, f): 1} for f in _PROTOCOL_FIELDS})
+    else:
+        protocol = None
+    about = folds_about or f"speaker {n_folds}-fold cross-validation (every speaker tested once)"
+    return "\n".join(
+        [
+            f"# Reproduction on {corpus}: light vs light+HRF vs large",
+            "",
+            f"{about[0].upper() + about[1:]}; x seeds; test figures as mean ± std over runs (%).",
+            "",
+            reports.markdown_table(
+                [
+                    "family/variant",
+                    "runs",
+                    "WA",
+                    "UA",
+                    "macro-F1",
+                    "int8 UA",
+                    "int8 = float",
+                    "params train / deployed",
+                    "MACs",
+                    "int8 bytes",
+                    "arena",
+                ],
+                rows,
+            ),
+            "",
+            "## Paired: light+HRF minus light, test UA (points), paired by (fold, seed)",
+            "",
+            *[
+                f"- **{fam}**: {verdict(p)}."
+                for fam, p in summary["paired_ua_hrf_minus_light"].items()
+            ],
+            "",
+            reports.markdown_table(paired_head, prow),
+            "",
+            *(
+                [
+                    "`Holm p`: the families' Wilcoxon p-values adjusted for being tested "
+                    f"together (Holm); `{ALL_FAMILIES}`: every family's pairs in one test.",
+                    "",
+                ]
+                if len(summary["paired_ua_hrf_minus_light"]) > 1
+                else []
+            ),
+            *qhrf_section,
+            *ablation_section,
+            "## Protocol",
+            "",
+            *([protocol, ""] if protocol else []),
+            *([f"Command: `{command}`", ""] if command else []),
+        ]
+    )

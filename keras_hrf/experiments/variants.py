@@ -1,0 +1,128 @@
+"""Variant names of an experiment: ``light``, ``light+hrf``, ``tiny+qhrf`` and their options.
+
+A variant is a preset size, with or without HRF, and options after ``:`` (``light+hrf:expansion=4``,
+``light:stem=conv1d``): one grammar for HRF options (keys of
+:class:`~keras_hrf.models.HRFConfig`) and preset hyper-parameters, checked before any training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from keras_hrf import models
+from keras_hrf.models.hrf_config import HRFConfig
+from keras_hrf.training import TrainConfig
+
+#: Variants of the paper's comparison: name -> (size, hrf). Every preset name of
+#: :data:`keras_hrf.models.BUDGETS` (and ``large``) makes the same three: ``<size>``,
+#: ``<size>+hrf`` and ``<size>+qhrf``.
+VARIANTS = {
+    f"{size}{suffix}": (size, hrf)
+    for size in ("light", "tiny", "large")
+    for suffix, hrf in (("", None), ("+hrf", {}), ("+qhrf", {"quantize_merged": True}))
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """What a variant name asks for (see :func:`parse_variant`).
+
+    Attributes:
+        name: The name as given.
+        size: The preset.
+        hrf: ``None`` (plain) or :class:`~keras_hrf.models.HRFConfig` fields.
+        model: Preset hyper-parameters to override (e.g. ``{"stem": "conv1d"}``).
+    """
+
+    name: str
+    size: str
+    hrf: dict | None
+    model: dict
+
+
+def parse_variant(variant: str) -> Variant:
+    """The :class:`Variant` a name asks for.
+
+    A name is one of :data:`VARIANTS`, optionally followed by ``:KEY=VALUE,...`` options: keys
+    of :class:`~keras_hrf.models.HRFConfig` (an HRF ablation, on HRF variants only) or preset
+    hyper-parameters of the families (``keras_hrf.models.hyper_parameters``), e.g.
+    ``light+hrf:expansion=4``, ``light+hrf:sites=ffn_in/ffn_out,factor_init=identity``,
+    ``light:stem=conv1d``, ``light+hrf:stem_strides=4x2/2x2``. Values: numbers, ``true`` /
+    ``false``, ``/`` separates list items, ``AxB`` is a pair of integers. HRF options are checked
+    by building the HRFConfig and model keys against the families, so a typo is an error before
+    any training starts (whether a family has the key is checked when its runs are configured).
+
+    Raises:
+        ValueError: Unknown base name, HRF options on a variant without HRF, a malformed or
+            unknown option.
+    """
+    name, _, options = variant.partition(":")
+    if name not in VARIANTS:
+        raise ValueError(
+            f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}, optionally with "
+            "options, e.g. light+hrf:expansion=4 or light:stem=conv1d"
+        )
+    size, hrf = VARIANTS[name]
+    hrf = None if hrf is None else dict(hrf)
+    model: dict = {}
+    hrf_keys = {f.name for f in dataclasses.fields(HRFConfig)}
+    model_keys = set().union(*(models.hyper_parameters(f) for f in models.FAMILIES))
+    for item in options.split(",") if options else []:
+        key, eq, value = item.partition("=")
+        if not eq or not key or not value:
+            raise ValueError(f"variant {variant!r}: expected KEY=VALUE options, got {item!r}")
+        if key in hrf_keys:
+            if hrf is None:
+                raise ValueError(
+                    f"variant {variant!r}: {name!r} has no HRF layers to set {key!r} on"
+                )
+            hrf[key] = option_value(key, value)
+        elif key in model_keys:
+            model[key] = option_value(key, value)
+        else:
+            raise ValueError(
+                f"variant {variant!r}: unknown option {key!r}; HRF options: "
+                f"{', '.join(sorted(hrf_keys))}; model options: {', '.join(sorted(model_keys))}"
+            )
+    if hrf:
+        HRFConfig.from_any(hrf)  # validates values now, not after hours of other runs
+    return Variant(variant, size, hrf, model)
+
+
+def option_value(key: str, value: str):
+    """The value of a ``KEY=VALUE`` option: numbers, ``true``/``false``, ``a/b`` a list,
+    ``4x2`` a pair of integers (``sites`` is always a list)."""
+    if "/" in value or key == "sites":
+        return [_scalar(v) for v in value.split("/")]
+    return _scalar(value)
+
+
+def _scalar(value: str):
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if re.fullmatch(r"\d+x\d+", value):
+        return [int(v) for v in value.split("x")]
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+def variant_dirname(variant: str) -> str:
+    """Folder name of a variant's runs (``light+hrf:expansion=4`` -> ``light_hrf_expansion-4``)."""
+    table = str.maketrans({"+": "_", ":": "_", ",": "_", "=": "-", "/": "-"})
+    return variant.translate(table)
+
+
+def variant_config(base: TrainConfig, variant: str) -> TrainConfig:
+    """``base`` for one variant; HRF options and model overrides of ``base`` (e.g.
+    ``--hrf-expansion``) apply to every variant, the variant's own options on top."""
+    v = parse_variant(variant)
+    hrf = v.hrf
+    if hrf is not None and base.hrf:
+        hrf = {**base.hrf, **hrf}
+    overrides = {**base.model_overrides, **v.model}
+    return dataclasses.replace(base, size=v.size, hrf=hrf, model_overrides=overrides)

@@ -1,0 +1,116 @@
+"""TrainConfig: everything that defines a training run, saved as ``config.json`` in its folder."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from data_prep.features import DEFAULT_EXCLUDE_FLOOR
+from keras_hrf import models
+from keras_hrf.training.pipeline import Augmentation
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (saved as ``config.json`` in the run folder).
+
+    Attributes:
+        family: Model family (``keras_hrf.models.FAMILIES``).
+        size: Preset, ``"light"`` or ``"large"``.
+        hrf: ``None`` (plain), or a dict of :class:`keras_hrf.models.HRFConfig` fields
+            (``{}`` = the paper's default placement).
+        model_overrides: Preset hyper-parameters to change (e.g. ``{"dropout": 0.2}``).
+        epochs: Maximum number of epochs.
+        batch_size: Training batch size.
+        learning_rate: Peak learning rate.
+        weight_decay: Decoupled weight decay (AdamW); 0 gives Adam.
+        schedule: ``"cosine"`` (decay to 0 over ``epochs``) or ``"constant"``.
+        warmup_epochs: Linear warm-up epochs before the schedule.
+        label_smoothing: Label smoothing of the cross-entropy.
+        time_masks: SpecAugment time masks per example.
+        time_mask_max: Longest time mask (frames).
+        freq_masks: SpecAugment frequency masks per example.
+        freq_mask_max: Widest frequency mask (mel bands).
+        patience: Early-stopping patience in epochs on validation UA (0 disables).
+        class_balance: ``"weights"`` (inverse-frequency sample weights) or ``"none"``.
+        exclude_floor: Fit the normaliser without the log-floor values (digital silence);
+            default :data:`data_prep.features.DEFAULT_EXCLUDE_FLOOR`.
+        qat_epochs: Quantization-aware fine-tuning of the merged model after training
+            (:func:`keras_hrf.training.fine_tune`); 0 (default) deploys the merged model as trained.
+        qat_learning_rate: Peak learning rate of that fine-tuning.
+        seed: Seed of initialisation, shuffling and augmentation.
+    """
+
+    family: str = "conv_transformer"
+    size: str = "light"
+    hrf: dict | None = None
+    model_overrides: dict = dataclasses.field(default_factory=dict)
+    epochs: int = 60
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    warmup_epochs: int = 0
+    label_smoothing: float = 0.0
+    time_masks: int = 2
+    time_mask_max: int = 30
+    freq_masks: int = 2
+    freq_mask_max: int = 8
+    patience: int = 15
+    class_balance: str = "weights"
+    exclude_floor: bool = DEFAULT_EXCLUDE_FLOOR
+    qat_epochs: int = 0
+    qat_learning_rate: float = 1e-4
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.family not in models.FAMILIES:
+            raise ValueError(
+                f"unknown model family {self.family!r}; choose one of {', '.join(models.FAMILIES)}"
+            )
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if self.class_balance not in ("weights", "none"):
+            raise ValueError(
+                f"class_balance must be 'weights' or 'none', got {self.class_balance!r}"
+            )
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be >= 1")
+        if self.qat_epochs < 0:
+            raise ValueError(f"qat_epochs must be >= 0, got {self.qat_epochs}")
+        models.HRFConfig.from_any(self.hrf if self.hrf != {} else True)  # validates early
+
+    @property
+    def variant(self) -> str:
+        """Short name: ``light``, ``light+hrf``, ``large``..."""
+        name = self.size + ("+hrf" if self.hrf is not None else "")
+        if self.hrf and self.hrf.get("quantize_merged"):
+            name += "(q)"
+        return name + ("+qat" if self.qat_epochs else "")
+
+    def hrf_config(self) -> models.HRFConfig | None:
+        """The :class:`HRFConfig` this run trains with (``None`` for plain)."""
+        if self.hrf is None:
+            return None
+        return models.HRFConfig.from_any(self.hrf if self.hrf else True)
+
+    @property
+    def augmentation(self) -> Augmentation:
+        """The SpecAugment masks of this run's training pipeline."""
+        return Augmentation(
+            time_masks=self.time_masks,
+            time_mask_max=self.time_mask_max,
+            freq_masks=self.freq_masks,
+            freq_mask_max=self.freq_mask_max,
+        )
+
+    def to_dict(self) -> dict:
+        """JSON-able dict (``config.json["train"]`` of a run folder)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"TrainConfig: unknown field(s) {sorted(unknown)}")
+        return cls(**data)

@@ -1,0 +1,150 @@
+"""The input pipeline of training: class balance, SpecAugment masks, ``tf.data``, and the
+validation callback that selects the best epoch.
+
+Deterministic for a seed on CPU: shuffling and masking derive from the run's seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from keras_hrf.training.metrics import unweighted_accuracy
+
+
+@dataclasses.dataclass(frozen=True)
+class Augmentation:
+    """SpecAugment-style masks applied to each training example (stateless, seeded).
+
+    Attributes:
+        time_masks: Time masks per example.
+        time_mask_max: Longest time mask (frames).
+        freq_masks: Frequency masks per example.
+        freq_mask_max: Widest frequency mask (mel bands).
+    """
+
+    time_masks: int = 2
+    time_mask_max: int = 30
+    freq_masks: int = 2
+    freq_mask_max: int = 8
+
+    @classmethod
+    def none(cls) -> Augmentation:
+        """No masks."""
+        return cls(time_masks=0, freq_masks=0)
+
+
+def sample_weights(y: np.ndarray, num_classes: int, class_balance: str = "weights") -> np.ndarray:
+    """Per-example loss weights: inverse class frequency (mean 1 over ``y``), or all ones.
+
+    Args:
+        y: Class indices of the training examples.
+        num_classes: Number of classes.
+        class_balance: ``"weights"`` or ``"none"`` (see :class:`TrainConfig`).
+    """
+    if class_balance == "none":
+        return np.ones(len(y), np.float32)
+    counts = np.bincount(y, minlength=num_classes).astype(np.float64)
+    cw = np.where(counts > 0, len(y) / (num_classes * np.maximum(counts, 1)), 0.0)
+    return cw[y].astype(np.float32)
+
+
+def spec_augment(x, seed, cfg: Augmentation):
+    """Stateless (seeded per example) time and frequency masks on one ``[frames, mels]`` example."""
+    import tensorflow as tf
+
+    frames, mels = x.shape
+    seeds = tf.random.experimental.stateless_split(seed, cfg.time_masks + cfg.freq_masks)
+
+    def mask(x, s, axis_len, max_width, axis):
+        width = tf.random.stateless_uniform([], s, 0, max_width + 1, dtype=tf.int32)
+        start = tf.random.stateless_uniform(
+            [], s[::-1], 0, tf.maximum(axis_len - width, 0) + 1, dtype=tf.int32
+        )
+        idx = tf.range(axis_len)
+        keep = tf.cast((idx < start) | (idx >= start + width), x.dtype)
+        return x * (keep[:, None] if axis == 0 else keep[None, :])
+
+    # Masked values become 0, i.e. the training mean after normalisation.
+    for i in range(cfg.time_masks):
+        x = mask(x, seeds[i], frames, min(cfg.time_mask_max, frames), 0)
+    for j in range(cfg.freq_masks):
+        x = mask(x, seeds[cfg.time_masks + j], mels, min(cfg.freq_mask_max, mels), 1)
+    return x
+
+
+def train_dataset(x, y_onehot, w, *, batch_size: int, seed: int, augmentation: Augmentation):
+    """The shuffled, augmented, batched ``tf.data`` pipeline of one run.
+
+    Args:
+        x: Normalised features ``[N, frames, n_mels]``.
+        y_onehot: One-hot targets ``[N, classes]``.
+        w: Per-example loss weights ``[N]``.
+        batch_size: Batch size.
+        seed: Seed of the shuffling and of the per-example mask seeds (a new draw each epoch,
+            the same sequence for the same seed).
+        augmentation: The masks.
+
+    Returns:
+        A dataset of ``(x, y, w)`` batches.
+    """
+    import tensorflow as tf
+
+    n = len(x)
+    ds = tf.data.Dataset.from_tensor_slices((x, y_onehot, w))
+    ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    # A deterministic per-example seed stream for the stateless masks (new each epoch).
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    ds = tf.data.Dataset.zip((ds, seeds))
+
+    def aug(item, s):
+        xi, yi, wi = item
+        return spec_augment(xi, s, augmentation), yi, wi
+
+    return (
+        ds.map(aug, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+class ValidationUA(keras.callbacks.Callback):
+    """Computes validation UA each epoch, keeps the best weights, stops after ``patience``."""
+
+    def __init__(self, x_val, y_val, patience: int, progress):
+        super().__init__()
+        self.x_val, self.y_val = x_val, y_val
+        self.patience = patience
+        self.progress = progress
+        self.best = -1.0
+        self.best_epoch = -1
+        self.best_weights = None
+        self.wait = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        logits = self.model.predict(self.x_val, verbose=0, batch_size=256)
+        ua = unweighted_accuracy(self.y_val, logits.argmax(-1))
+        logs["val_ua"] = ua
+        lr = self.model.optimizer.learning_rate
+        logs["lr"] = float(keras.ops.convert_to_numpy(lr))
+        if ua > self.best:
+            self.best, self.best_epoch, self.wait = ua, epoch, 0
+            self.best_weights = self.model.get_weights()
+        else:
+            self.wait += 1
+        if self.progress is not None:
+            self.progress.set_postfix(
+                loss=f"{logs.get('loss', float('nan')):.3f}",
+                val_ua=f"{ua:.3f}",
+                best=f"{self.best:.3f}",
+            )
+            self.progress.update(1)
+        if self.patience and self.wait >= self.patience:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)

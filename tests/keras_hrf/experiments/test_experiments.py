@@ -1,0 +1,189 @@
+"""experiments: variant names with options (the ablation), paired statistics, the summary and its
+report."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from keras_hrf.experiments import reproduction as experiment
+from keras_hrf.experiments import statistics, variants
+from keras_hrf.training import TrainConfig
+
+
+def test_variant_names_with_hrf_options():
+    v = variants.parse_variant("light")
+    assert (v.size, v.hrf, v.model) == ("light", None, {})
+    v = variants.parse_variant("light+qhrf")
+    assert (v.size, v.hrf) == ("light", {"quantize_merged": True})
+    v = variants.parse_variant(
+        "light+hrf:sites=ffn_in/ffn_out,expansion=4,factor_init=identity,factor_lr_scale=0.3"
+    )
+    assert v.size == "light"
+    assert v.hrf == {
+        "sites": ["ffn_in", "ffn_out"],
+        "expansion": 4,
+        "factor_init": "identity",
+        "factor_lr_scale": 0.3,
+    }
+    assert variants.parse_variant("light+qhrf:depth=3").hrf == {
+        "quantize_merged": True,
+        "depth": 3,
+    }
+    name = variants.variant_dirname("light+hrf:sites=ffn_in/ffn_out,expansion=4")
+    assert name == "light_hrf_sites-ffn_in-ffn_out_expansion-4"
+    # Base HRF options (e.g. --hrf-expansion) apply to every HRF variant, the variant's on top.
+    base = TrainConfig(hrf={"expansion": 3, "depth": 3})
+    cfg = variants.variant_config(base, "light+hrf:expansion=4")
+    assert cfg.hrf == {"expansion": 4, "depth": 3} and cfg.size == "light"
+    assert variants.variant_config(base, "light").hrf is None
+
+
+@pytest.mark.parametrize(
+    "variant, match",
+    [
+        ("medium", "unknown variant"),
+        ("light:expansion=4", "no HRF layers"),
+        ("light+hrf:expansion", "KEY=VALUE"),
+        ("light+hrf:expanson=4", "unknown option"),
+        ("light+hrf:expansion=0.5", "expansion must be >= 1"),
+        ("light+hrf:sites=ffn_in/fnn", "unknown site"),
+        ("light+hrf:factor_lr_scale=0", "factor_lr_scale"),
+    ],
+)
+def test_bad_variant_names_are_refused_before_training(variant, match, tmp_path):
+    with pytest.raises(ValueError, match=match):
+        variants.parse_variant(variant)
+    with pytest.raises(ValueError, match=match):  # before any corpus is read
+        experiment.reproduce("synthetic", tmp_path / "missing", tmp_path, variants=[variant])
+
+
+def _runs(effects: dict[str, float], pairs: int = 6) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.4, 0.5, pairs)
+    rows = []
+    for variant, effect in effects.items():
+        noise = rng.normal(0, 0.005, pairs) if variant != "light" else 0
+        for i, ua in enumerate(base + effect + noise):
+            rows.append(dict(family="conformer", variant=variant, fold=i, seed=0, ua=ua))
+    table = pd.DataFrame(rows)
+    for col in ("wa", "macro_f1", "int8_ua", "int8_agreement"):
+        table[col] = table["ua"]
+    for col in ("params_train", "params_deployed", "macs_deployed"):
+        table[col] = 1000
+    table["flatbuffer_bytes"] = table["arena_bytes"] = 100
+    exported = table.variant != "light+hrf:expansion=4"  # an ablation run without int8 export
+    table["flatbuffer_bytes"] = table["flatbuffer_bytes"].where(exported)
+    table["arena_bytes"] = table["arena_bytes"].where(exported)
+    return table
+
+
+def test_ablation_is_paired_with_light_and_with_the_default_hrf():
+    effects = {"light": 0.0, "light+hrf": 0.01, "light+hrf:expansion=4": 0.05, "large": 0.1}
+    summary = experiment.summarize(_runs(effects))
+    ablation = summary["ablation_ua_minus_light"]["conformer"]
+    assert set(ablation) == {"light+hrf", "light+hrf:expansion=4", "large"}
+    assert ablation["large"]["mean_diff"] == pytest.approx(0.1, abs=0.01)
+    assert ablation["large"]["vs_default"] is None  # not an HRF option
+    wide = ablation["light+hrf:expansion=4"]
+    assert (
+        wide["pairs"] == 6
+        and wide["wins"] == 6
+        and wide["mean_diff"] == pytest.approx(0.05, abs=0.01)
+    )
+    assert wide["vs_default"]["mean_diff"] == pytest.approx(0.04, abs=0.01)
+    assert ablation["light+hrf"]["vs_default"] is None
+    assert summary["paired_ua_hrf_minus_light"]["conformer"]["mean_diff"] == pytest.approx(
+        0.01, abs=0.01
+    )
+    report = experiment.reproduce_report(summary, "ravdess", 6)
+    assert "## Every variant minus light" in report and "None" not in report
+    assert "| conformer | light+hrf:expansion=4 | 6 | +" in report
+    # Without option variants there is no ablation section.
+    plain = experiment.summarize(_runs({"light": 0.0, "light+hrf": 0.01}))
+    assert "ablation_ua_minus_light" not in plain
+    assert "## Every variant minus light" not in experiment.reproduce_report(plain, "ravdess", 6)
+
+
+def test_holm_adjustment_matches_the_step_down_definition():
+    # m = 3: sorted 0.01, 0.03, 0.04 -> 3 * 0.01, max(0.03, 2 * 0.03), max(0.06, 1 * 0.04).
+    assert statistics.holm_adjust([0.04, None, 0.01, 0.03]) == pytest.approx(
+        [0.06, None, 0.03, 0.06]
+    )
+    assert statistics.holm_adjust([0.9, 0.8]) == [1.0, 1.0]  # capped at 1
+    assert statistics.holm_adjust([]) == []
+
+
+def test_families_tested_together_are_holm_adjusted_and_pooled():
+    # Each family: 6 wins of 6, exact Wilcoxon p = 1/32 < 0.05, but not after adjusting for the
+    # two families (2/32); the 12 pooled pairs are conclusive.
+    effects = {"light": 0.0, "light+hrf": 0.02}
+    table = pd.concat([_runs(effects), _runs(effects).assign(family="speechformer")])
+    paired = experiment.summarize(table)["paired_ua_hrf_minus_light"]
+    assert set(paired) == {"conformer", "speechformer", statistics.ALL_FAMILIES}
+    one = paired["conformer"]
+    assert one["wilcoxon_p"] == pytest.approx(1 / 32) and one["holm_p"] == pytest.approx(2 / 32)
+    assert "nominally helped" in statistics.verdict(one) and "2 families" in statistics.verdict(one)
+    pooled = paired[statistics.ALL_FAMILIES]
+    assert pooled["pairs"] == 12 and pooled["wins"] == 12 and pooled["wilcoxon_p"] < 0.01
+    assert statistics.verdict(pooled).startswith("HRF helped")
+    report = experiment.reproduce_report(experiment.summarize(table), "ravdess", 6)
+    assert "| all families | 12 | +" in report and "| Holm p |" in report
+
+
+def test_variants_take_model_options_checked_per_family_before_any_corpus_read(tmp_path):
+    v = variants.parse_variant("light+hrf:stem=conv1d,expansion=3,stem_strides=4x2/2x2")
+    assert v.hrf == {"expansion": 3}
+    assert v.model == {"stem": "conv1d", "stem_strides": [[4, 2], [2, 2]]}
+    assert variants.parse_variant("tiny+hrf").size == "tiny"
+    cfg = variants.variant_config(TrainConfig(), "light:stem=conv1d")
+    assert cfg.model_overrides == {"stem": "conv1d"} and cfg.hrf is None
+    # ds_cnn has no stem option: refused before the (missing) corpus is read.
+    with pytest.raises(ValueError, match="unknown hyper-parameter"):
+        experiment.reproduce(
+            "synthetic",
+            tmp_path / "missing",
+            tmp_path,
+            families=["ds_cnn"],
+            variants=["light:stem=conv1d"],
+        )
+
+
+def _fake_run(path, **train):
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"train": TrainConfig(**train).to_dict()}))
+    return str(path)
+
+
+def test_report_protocol_describes_the_runs_not_the_command_line(tmp_path):
+    """--report-only with default options must not claim 60 epochs for runs trained 30."""
+    runs = [_fake_run(tmp_path / f"r{i}", epochs=30, patience=10) for i in range(3)]
+    table = pd.DataFrame({"path": runs})
+    summary = experiment.summarize(_runs({"light": 0.0, "light+hrf": 0.01}))
+    base = TrainConfig()  # epochs 60, patience 15: what the command line says
+    report = experiment.reproduce_report(summary, "ravdess", 6, base, runs=table)
+    assert "up to 30 epochs" in report and "patience 10" in report
+    assert "60 epochs" not in report
+    mixed = pd.DataFrame({"path": runs + [_fake_run(tmp_path / "r9", epochs=60, patience=10)]})
+    report = experiment.reproduce_report(summary, "ravdess", 6, base, runs=mixed)
+    assert "up to 30 (3 runs)/60 (1 runs) epochs" in report
+
+
+def test_a_bad_fold_file_fails_before_any_feature_is_computed(
+    synthetic_root, tmp_path, monkeypatch
+):
+    import data_prep.features
+    from data_prep.splits import SplitError
+
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("features were computed before the fold file was checked")
+
+    import data_prep.prepare
+
+    monkeypatch.setattr(data_prep.prepare, "extract", no_extraction)
+    monkeypatch.setattr(data_prep.features, "extract", no_extraction)
+    bad = tmp_path / "folds.json"
+    bad.write_text(json.dumps({"test_speakers": [["nobody"], ["else"]]}))
+    with pytest.raises(SplitError, match="not in the manifest"):
+        experiment.reproduce("synthetic", synthetic_root, tmp_path / "out", folds_file=bad)

@@ -1,0 +1,471 @@
+"""int8 TFLite export: conversion rules, the real LiteRT and TFLM runtimes, device artefacts.
+
+Every family's light preset is trained for a few steps on the synthetic corpus at the real
+(300, 64) input (the TFLM arena depends on it), merged, converted and run once per session; the
+error cases use tiny models.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from keras_hrf import models, reparam, tflite
+from keras_hrf.experiments.quant_study import runtime_max_diff
+from keras_hrf.export import converter as convert_mod
+from keras_hrf.export import csource
+from keras_hrf.export import runtime_check as check_mod
+from keras_hrf.layers import LayerNorm
+
+STUBS = Path(__file__).parent / "stubs"
+MAIN_CC = Path(__file__).parents[3] / "tflite" / "micro" / "main.cc"
+TINY_SHAPE = (40, 16)
+FAMILIES = list(models.FAMILIES)
+
+#: Largest LiteRT-vs-TFLM output difference accepted, in int8 steps, whatever LiteRT's own
+#: kernels do (a broken kernel or a wrong quantization shows as tens of steps). DESIGN.md expected
+#: 2-3; measured 2-8 on these briefly trained light models. Cause: the runtimes requantize
+#: differently (TFLM's FULLY_CONNECTED rounds twice, and LiteRT's optimised kernels differ from
+#: LiteRT's own reference kernels by as much: 2-5 steps on the same models), so outputs at
+#: near-ties differ by one step, which the int8 LayerNorm and softmax amplify.
+MAX_RUNTIME_DIFF_STEPS = 10
+
+
+# ------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="session")
+def corpus(synthetic_features):
+    """Normalised synthetic features, labels, and what produced them."""
+    from data_prep.features import Normalizer
+
+    feats, manifest, params = synthetic_features
+    normalizer = Normalizer.fit(feats, params)
+    labels = sorted(manifest["emotion"].unique())
+    y = np.array([labels.index(e) for e in manifest["emotion"]])
+    return {
+        "x": normalizer.transform(feats),
+        "y": y,
+        "labels": labels,
+        "manifest": manifest,
+        "params": params,
+        "normalizer": normalizer,
+    }
+
+
+def _train(model, x, y):
+    # A few optimiser steps so that weights (and activation ranges) are not the initial ones.
+    # Eagerly: for 4 steps, tracing the train step would cost 3-4x the steps themselves.
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        run_eagerly=True,
+    )
+    model.fit(x, y, batch_size=16, epochs=1, steps_per_epoch=4, verbose=0)
+    return model
+
+
+def _perturb(model, seed=1):
+    # An independent plain model with no zero biases / unit gains left: the converter shares
+    # identical constant buffers, which would make an untrained model's flatbuffer smaller.
+    rng = np.random.default_rng(seed)
+    model.set_weights([w + 0.01 * rng.standard_normal(w.shape) for w in model.get_weights()])
+    return model
+
+
+@pytest.fixture(scope="session")
+def light(corpus):
+    """Per family: trained+merged HRF light model, a plain light model, their int8 models."""
+    x, y, n = corpus["x"], corpus["y"], len(corpus["labels"])
+    out = {}
+    for family in FAMILIES:
+        hrf = _train(models.build(family, "light", hrf=True, num_classes=n, seed=0), x, y)
+        merged = reparam.merge(hrf)
+        plain = _perturb(models.build(family, "light", num_classes=n, seed=1))
+        out[family] = {
+            "merged": merged,
+            "plain": plain,
+            "int8": tflite.convert(merged, x, num_samples=48),
+            "plain_int8": tflite.convert(plain, x, num_samples=8),  # ops and size only
+        }
+    return out
+
+
+@pytest.fixture(scope="session")
+def reports(light, corpus):
+    samples = corpus["x"][::6]
+    return {
+        f: tflite.check(light[f]["int8"], samples, keras_model=light[f]["merged"]) for f in light
+    }
+
+
+def _tiny(activation="relu", batch_size=1, norm=None, classes=3):
+    inputs = keras.Input(TINY_SHAPE, batch_size=batch_size, name="features")
+    h = keras.layers.Dense(16, activation=activation, name="fc")(inputs)
+    if norm is not None:
+        h = norm(h)
+    h = keras.layers.GlobalAveragePooling1D(name="pool")(h)
+    return keras.Model(inputs, keras.layers.Dense(classes, name="logits")(h))
+
+
+@pytest.fixture(scope="session")
+def tiny_data():
+    return np.random.default_rng(0).standard_normal((32,) + TINY_SHAPE).astype("float32")
+
+
+@pytest.fixture(scope="session")
+def exported(light, corpus, tmp_path_factory):
+    """The conv_transformer light export (real input), checked on held-out-like samples."""
+    out = tmp_path_factory.mktemp("export") / "ser"
+    rows = np.arange(0, len(corpus["x"]), 4)
+    result = tflite.export(
+        light["conv_transformer"]["merged"],
+        out,
+        representative_data=corpus["x"],
+        labels=corpus["labels"],
+        feature_params=corpus["params"],
+        normalizer=corpus["normalizer"],
+        origin={
+            "family": "conv_transformer",
+            "size": "light",
+            "hrf": models.HRFConfig(sites=("ffn_in",)),
+        },
+        samples=corpus["x"][rows],
+        num_samples=48,
+    )
+    return result, rows
+
+
+def _cc_array(text: str, name: str) -> bytes:
+    body = re.search(rf"{name}\[[^\]]*\]\s*=\s*\{{(.*?)\}};", text, re.S)
+    assert body, f"no array {name}"
+    return bytes(int(v, 0) & 0xFF for v in re.findall(r"-?0x[0-9a-f]+|-?\d+", body.group(1)))
+
+
+def _compile(source: Path, *include_dirs: Path) -> None:
+    cmd = ["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-c", str(source), "-o", os.devnull]
+    for d in (*include_dirs, STUBS):
+        cmd += ["-I", str(d)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
+
+
+# ---------------------------------------------------------------------------- light presets
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_light_preset_is_all_int8_and_runs_in_litert_and_tflm(family, light, reports):
+    info = tflite.parse(light[family]["int8"])
+    assert tflite.problems(info, "int8") == []
+    assert {t.dtype for t in info.tensors} <= {"INT8", "INT32"}
+    # A model whose first layer reshapes to (frames, n_mels, 1) gets that input (no RESHAPE copy).
+    expected = (1,) + convert_mod.tflite_input_shape(light[family]["merged"])
+    assert info.input.shape == expected and expected[1:3] == (300, 64)
+    assert info.input.dtype == "INT8"
+    if expected == (1, 300, 64, 1):
+        assert "RESHAPE" not in info.op_names[:1]
+    assert not {"NEG", "DEQUANTIZE", "QUANTIZE", "GELU", "SHAPE"} & set(info.op_names)
+    report = reports[family]
+    assert report.ok, report.problems + report.tflm_errors
+    assert report.litert_tflm_max_diff <= MAX_RUNTIME_DIFF_STEPS
+    # TFLM is within 3 steps of LiteRT, or no further from it than LiteRT's optimised kernels
+    # are from its reference kernels (+2): measured 3/3, 3/2 and 4/5 here, and on 12 RAVDESS
+    # models never more than +1 (results/ravdess/speaker_kfold/QUANT_NOTES.md).
+    assert report.litert_tflm_max_diff <= max(3, report.litert_kernels_max_diff + 2)
+    # Not asserted: top-1 agreement of the runtimes (97-100 % measured); with near-tied logits of
+    # a model trained for 4 steps, a 0.07-logit difference can flip a decision.
+    assert report.litert_tflm_argmax_agreement is not None
+    assert 0 < report.arena_min < report.arena_recommended
+    assert report.arena_recommended % 1024 == 0
+    assert report.macs == models.count_macs(light[family]["plain"])
+    assert report.argmax_agreement is not None and report.float_reference == "keras"
+    json.dumps(report.to_dict())
+    assert "| TFLM arena, recommended |" in report.to_markdown()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_merged_hrf_model_has_the_plain_models_ops_and_size(family, light):
+    merged = tflite.parse(light[family]["int8"])
+    plain = tflite.parse(light[family]["plain_int8"])
+    assert merged.op_names == plain.op_names
+    # Equal weights and ops; the sizes differ only by the bytes of calibrated quantization
+    # parameters (measured <= 1.2 % on the small light presets).
+    assert abs(merged.size_bytes - plain.size_bytes) <= 0.02 * plain.size_bytes
+    assert merged.weight_bytes == plain.weight_bytes
+
+
+@pytest.mark.parametrize("size", sorted(models.BUDGETS))
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_preset_fits_the_budget_its_name_promises(family, size, light, corpus):
+    """int8 flash and the measured TFLM arena (3 s of 64-band log-Mel) within models.BUDGETS."""
+    if size == "light":
+        flat = light[family]["plain_int8"]
+    else:
+        model = _perturb(models.build(family, size, num_classes=len(corpus["labels"]), seed=1))
+        flat = tflite.convert(model, corpus["x"], num_samples=8)
+    budget = models.BUDGETS[size]
+    assert tflite.parse(flat).input.shape[1:3] == (300, 64)
+    assert len(flat) <= budget.flash_kib * 1024
+    assert check_mod.min_tflm_arena(flat) <= budget.arena_kib * 1024
+
+
+def test_minimum_arena_is_the_smallest_that_works(light):
+    flat = light["speechformer"]["int8"]
+    arena = check_mod.min_tflm_arena(flat)
+    check_mod.tflm_interpreter(flat, arena)
+    with pytest.raises(check_mod.TflmError, match="allocate"):
+        check_mod.tflm_interpreter(flat, arena - check_mod.ARENA_RESOLUTION)
+    assert check_mod.recommended_arena(arena) >= 1.1 * arena
+
+
+def test_float32_conversion_and_predict_match_keras(light, corpus):
+    model = light["conformer"]["merged"]
+    flat = tflite.convert(model, quantization="float32")
+    info = tflite.parse(flat)
+    assert info.input.dtype == "FLOAT32" and tflite.problems(info, "float32") == []
+    x = corpus["x"][:4]
+    np.testing.assert_allclose(tflite.predict(flat, x), model.predict(x, verbose=0), atol=1e-4)
+    int8_logits = tflite.predict_int8(light["conformer"]["int8"], x)
+    assert int8_logits.shape == (4, len(corpus["labels"])) and int8_logits.dtype == np.float32
+
+
+def test_layer_norm_l2_lowering_converts_to_l2_normalization(tiny_data):
+    """The same float model, every LayerNorm as TFLite's integer L2_NORMALIZATION instead.
+
+    The conformer: it has LayerNorms after residual adds, in the FFN and in the convolution
+    module (all three families convert the same way: measured on RAVDESS, QUANT.md)."""
+    model = _perturb(models.build("conformer", "light", input_shape=TINY_SHAPE, num_classes=3))
+    flat = tflite.convert(model, tiny_data, num_samples=16, layer_norm="l2")
+    ops = tflite.parse(flat).op_names
+    norms = [layer for layer in model.layers if isinstance(layer, LayerNorm)]
+    assert "RSQRT" not in ops and ops.count("L2_NORMALIZATION") == len(norms) > 0
+    assert {layer.lowering for layer in norms} == {"rsqrt"}  # the model itself is unchanged
+    relowered = reparam.set_layer_norm_lowering(model, "l2")
+    np.testing.assert_allclose(
+        relowered.predict(tiny_data, verbose=0), model.predict(tiny_data, verbose=0), atol=1e-3
+    )
+    # It runs in both runtimes, alike (fidelity is measured on trained models: results/ravdess).
+    assert runtime_max_diff(flat, tiny_data[:2]) <= MAX_RUNTIME_DIFF_STEPS
+    with pytest.raises(tflite.ConversionError, match="lowering"):
+        tflite.convert(model, tiny_data, layer_norm="l1")
+
+
+# ------------------------------------------------------------------------------ clear errors
+
+
+def test_unmerged_hrf_is_refused_or_merged_on_request(tiny_data):
+    kwargs = dict(input_shape=TINY_SHAPE, num_classes=3)
+    model = models.build("conv_transformer", "light", hrf=True, **kwargs)
+    with pytest.raises(tflite.ConversionError, match=r"keras_hrf\.reparam\.merge"):
+        tflite.convert(model, tiny_data)
+    merged = tflite.parse(tflite.convert(model, tiny_data, merge=True, num_samples=8))
+    plain = models.build("conv_transformer", "light", **kwargs)
+    assert merged.op_names == tflite.parse(tflite.convert(plain, tiny_data, num_samples=8)).op_names
+
+
+def test_gelu_is_refused_by_name_and_tflm_says_why(tiny_data):
+    model = _tiny(activation="gelu")
+    with pytest.raises(tflite.ConversionError, match="GELU.*no GELU kernel") as err:
+        tflite.convert(model, tiny_data)
+    assert "\n" not in str(err.value)  # one line for the CLI
+    flat = tflite.convert(model, tiny_data, strict=False)
+    report = tflite.check(flat, tiny_data[:2])
+    assert not report.ok and not report.tflm_ok
+    assert "GELU" in report.tflm_unsupported_ops
+    assert "GELU" in report.to_markdown()
+
+
+def test_keras_layer_normalization_float_island_is_refused(tiny_data):
+    model = _tiny(norm=keras.layers.LayerNormalization(name="keras_ln"))
+    with pytest.raises(tflite.ConversionError, match="NEG .*keras_ln.*keras_hrf.layers.LayerNorm"):
+        tflite.convert(model, tiny_data)
+
+
+def test_free_batch_is_fixed_by_convert_and_refused_in_a_flatbuffer(tiny_data):
+    import tensorflow as tf
+
+    model = _tiny(batch_size=None)
+    info = tflite.parse(tflite.convert(model, tiny_data, num_samples=8))
+    assert info.input.shape == (1,) + TINY_SHAPE and "SHAPE" not in info.op_names
+    # A flatbuffer converted without the batch-1 rebuild keeps run-time shape arithmetic.
+    free = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    found = tflite.problems(tflite.parse(free), "float32")
+    assert any("free batch dimension survives" in p and "SHAPE" in p for p in found)
+    assert any("free dimension" in p for p in found)
+
+
+class _Product(keras.layers.Layer):
+    """Product over the last axis: REDUCE_PROD, a TFLite op that TFLM has no kernel for."""
+
+    def call(self, x):
+        return keras.ops.prod(x, axis=-1, keepdims=True)
+
+
+def test_an_op_without_tflm_kernel_is_refused_by_name(tiny_data):
+    inputs = keras.Input(TINY_SHAPE, batch_size=1)
+    h = _Product(name="product")(keras.layers.Dense(4, name="fc")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(h)))
+    with pytest.raises(tflite.ConversionError, match="no kernel for REDUCE_PROD"):
+        tflite.convert(model, quantization="float32")
+
+
+def test_bad_representative_data_and_options_are_clear(tiny_data):
+    model = _tiny()
+    with pytest.raises(tflite.ConversionError, match=r"\[N, 40, 16\]"):
+        tflite.convert(model, tiny_data[:, :20])
+    with pytest.raises(tflite.ConversionError, match="needs representative_data"):
+        tflite.convert(model, None)
+    with pytest.raises(tflite.ConversionError, match="quantization must be"):
+        tflite.convert(model, tiny_data, quantization="int16")
+
+
+def test_quantize_rounds_half_away_from_zero_like_tflite():
+    x = np.array([0.5, -0.5, 1.5, 2.5, -2.5, 0.49999997, 1000.0, -1000.0], np.float32)
+    np.testing.assert_array_equal(tflite.quantize(x, 1.0, 0), [1, -1, 2, 3, -3, 0, 127, -128])
+    np.testing.assert_array_equal(tflite.quantize(np.float32([0.25]), 0.5, -3), [-2])
+    np.testing.assert_allclose(tflite.dequantize(np.int8([-2]), 0.5, -3), [0.5])
+
+
+# ------------------------------------------------------------------------- device artefacts
+
+
+def test_export_writes_every_artefact(exported):
+    result, _ = exported
+    names = sorted(p.name for p in result.out_dir.iterdir())
+    assert names == sorted(tflite.FILES.values())
+    assert result.files["int8"].read_bytes() == result.int8_bytes
+    meta = json.loads(result.files["meta"].read_text())
+    info = tflite.parse(result.int8_bytes)
+    assert meta["ops"] == info.op_set
+    assert meta["arena"]["recommended_bytes"] == result.report.arena_recommended
+    # The model was merged before export, from an HRF run (its origin says so): still "merged
+    # from HRF" (it said no when the exporter looked only at the model it was given).
+    assert (
+        meta["origin"]["hrf"]["sites"] == ["ffn_in"] and meta["origin"]["merged_from_hrf"] is True
+    )
+    header = result.files["c_header"].read_text()
+    assert f"#define KERAS_HRF_ARENA_SIZE {meta['arena']['recommended_bytes']}" in header
+    resolver = result.files["op_resolver"].read_text()
+    methods = re.findall(r"resolver\.(Add\w+)\(\)", resolver)
+    assert methods == sorted(tflite.TFLM_OP_RESOLVER_METHODS[op] for op in info.op_set)
+    assert "MicroMutableOpResolver<kKerasHrfNumOps>" in resolver
+    assert f"kKerasHrfNumOps = {len(info.op_set)};" in resolver
+    report_md = result.files["report"].read_text()
+    assert "| TFLM arena, measured minimum |" in report_md and "| BATCH_MATMUL |" in report_md
+
+
+@needs_gxx
+def test_c_array_compiles_and_holds_the_flatbuffer(exported, tmp_path):
+    result, _ = exported
+    source = result.files["c_source"].read_text()
+    assert "alignas(16) const unsigned char g_model_data[]" in source
+    assert _cc_array(source, "g_model_data") == result.files["int8"].read_bytes()
+    _compile(result.files["c_source"], result.out_dir)
+    # The example application compiles against the export's headers too.
+    _compile(MAIN_CC, result.out_dir)
+
+
+@needs_gxx
+def test_resolver_methods_and_c_strings_compile(tmp_path):
+    (tmp_path / "op_resolver.h").write_text(csource.op_resolver_h(tflite.TFLM_OP_RESOLVER_METHODS))
+    src = tmp_path / "all_ops.cc"
+    src.write_text(
+        '#include "op_resolver.h"\n'
+        "bool RegisterAll() { bool ok = false; GetKerasHrfOpResolver(&ok); return ok; }\n"
+    )
+    _compile(src, tmp_path)
+    labels = ['say "hi"', "back\\slash", "wütend", "??="]
+    (tmp_path / "model_data.h").write_text(
+        csource.model_data_h(
+            num_bytes=3,
+            arena_bytes=1024,
+            arena_min=900,
+            input_shape=(1, 2, 2),
+            input_scale=1.0,
+            input_zero_point=0,
+            output_scale=0.5,
+            output_zero_point=-1,
+            num_classes=len(labels),
+        )
+    )
+    (tmp_path / "model_data.cc").write_text(csource.model_data_cc(b"\x00\x01\xff", labels))
+    _compile(tmp_path / "model_data.cc", tmp_path)
+
+
+def test_meta_round_trip_reproduces_the_exported_input(exported, corpus):
+    from data_prep.features import features_of
+
+    result, rows = exported
+    meta = tflite.load_meta(result.out_dir)
+    assert list(meta.labels) == corpus["labels"]
+    assert meta.feature_params == corpus["params"]
+    np.testing.assert_array_equal(meta.normalizer.mean, corpus["normalizer"].mean)
+    example = json.loads(result.files["meta"].read_text())["example"]
+    wav = corpus["manifest"]["path"].iloc[rows[example["sample_index"]]]
+    # From the WAV file, with nothing but the metadata, to the tensor the exporter wrote.
+    x = meta.features_to_input(features_of(wav, meta.feature_params))
+    written = _cc_array(result.files["example_input"].read_text(), "g_example_input")
+    np.testing.assert_array_equal(x.reshape(-1), np.frombuffer(written, np.int8))
+    assert x.shape == meta.input_shape and x.dtype == np.int8
+    # The device example gives the label the header promises.
+    feats = features_of(wav, meta.feature_params)
+    logits = tflite.predict(result.int8_bytes, meta.normalizer.transform(feats))
+    assert meta.label_of(logits) == example["expected_label"]
+
+
+def test_load_meta_names_a_missing_key(exported, tmp_path):
+    result, _ = exported
+    doc = json.loads(result.files["meta"].read_text())
+    del doc["input"]["scale"]
+    bad = tmp_path / "model_meta.json"
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(tflite.MetaError, match=r"missing key 'input\.scale'"):
+        tflite.load_meta(bad)
+    doc = json.loads(result.files["meta"].read_text())
+    doc["schema_version"] = tflite.META_SCHEMA_VERSION + 1
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(tflite.MetaError, match="schema_version"):
+        tflite.load_meta(bad)
+    with pytest.raises(tflite.MetaError, match="no such file"):
+        tflite.load_meta(tmp_path / "nowhere")
+
+
+def test_export_is_atomic(tiny_data, tmp_path):
+    from data_prep.features import FeatureParams, Normalizer
+
+    params = FeatureParams(n_fft=256, win_length=200, n_mels=16, frames=40)
+    kwargs = dict(
+        representative_data=tiny_data,
+        labels=["a", "b", "c"],
+        feature_params=params,
+        normalizer=Normalizer.fit(tiny_data, params, exclude_floor=False),
+        num_samples=8,
+    )
+    out = tmp_path / "device"
+    out.mkdir()
+    (out / "keep.txt").write_text("old export")
+    model = _tiny()
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        tflite.export(model, out, **kwargs)
+    # A failure after the flatbuffers were written (origin is not JSON) leaves the old folder.
+    with pytest.raises(ValueError, match="JSON-serialisable"):
+        tflite.export(model, out, origin={"bad": object()}, overwrite=True, **kwargs)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["device"]  # no partial folder
+    tflite.export(model, out, overwrite=True, **kwargs)
+    assert sorted(p.name for p in out.iterdir()) == sorted(tflite.FILES.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["device"]
+    with pytest.raises(ValueError, match="2 labels for a model with 3 outputs"):
+        tflite.export(model, tmp_path / "other", **{**kwargs, "labels": ["a", "b"]})
+    assert not (tmp_path / "other").exists()

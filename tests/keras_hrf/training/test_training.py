@@ -1,0 +1,115 @@
+"""Training and run folders on the synthetic corpus."""
+
+import json
+
+import numpy as np
+import pytest
+
+from data_prep import encode_labels, splits
+from keras_hrf.export import runs
+from keras_hrf.training import TrainConfig, fit, load_run
+from keras_hrf.training.metrics import classification_metrics, participant_vote
+
+
+@pytest.fixture(scope="session")
+def split(synthetic_features):
+    _, manifest, _ = synthetic_features
+    return splits.speaker_kfold(manifest, n_folds=3, seed=0)[0]
+
+
+@pytest.fixture(scope="session")
+def hrf_run(synthetic_features, split, tiny):
+    feats, manifest, params = synthetic_features
+    # One epoch of quantization-aware fine-tuning of the merged model, too (qat_epochs).
+    cfg = TrainConfig(hrf={}, epochs=3, model_overrides=tiny, seed=1, qat_epochs=1)
+    return fit(cfg, feats, manifest, split, feature_params=params, progress=False)
+
+
+def test_fit_trains_merges_and_reports(hrf_run, synthetic_features, split):
+    m = hrf_run.metrics
+    assert m.merge_max_abs_diff < 1e-4
+    assert m.test.ua == m.test_merged.ua
+    assert m.params_deployed == m.params_plain < m.params_train
+    assert list(hrf_run.history.columns[:2]) == ["epoch", "loss"]
+    assert "val_ua" in hrf_run.history and len(hrf_run.history) == 3
+    assert m.test.n == len(split.test)
+    # QAT tuned a copy of the merged model: same layers, other weights, its own test figures.
+    deployed = hrf_run.deployed
+    assert [type(a) for a in deployed.layers] == [type(b) for b in hrf_run.merged.layers]
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(deployed.get_weights(), hrf_run.merged.get_weights(), strict=True)
+    )
+    assert m.test_deployed.n == len(split.test) and len(m.qat_history["loss"]) == 1
+    # Normaliser comes from the training split only.
+    feats = synthetic_features[0]
+    np.testing.assert_allclose(
+        hrf_run.normalizer.mean, feats[split.train].mean(axis=(0, 1)), rtol=1e-4, atol=1e-4
+    )
+
+
+def test_same_seed_same_weights(synthetic_features, split, tiny):
+    feats, manifest, params = synthetic_features
+    cfg = TrainConfig(epochs=1, model_overrides=tiny, seed=5)
+    a = fit(cfg, feats, manifest, split, feature_params=params, progress=False)
+    b = fit(cfg, feats, manifest, split, feature_params=params, progress=False)
+    for wa, wb in zip(a.model.get_weights(), b.model.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def test_run_folder_round_trip(hrf_run, tmp_path):
+    out = runs.save_run(hrf_run, tmp_path / "run")
+    for name in (
+        "model.keras",
+        "model_merged.keras",
+        "model_deployed.keras",
+        "history.csv",
+        "metrics.json",
+        "confusion.png",
+        "curves.png",
+        "config.json",
+        "REPORT.md",
+        "device/model_int8.tflite",
+        "device/model_meta.json",
+    ):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0 <= metrics["int8"]["agreement_with_float"] <= 1
+    loaded = load_run(out)
+    x = hrf_run.predictions["x_test"][:4]
+    np.testing.assert_allclose(
+        loaded.merged.predict(x, verbose=0), hrf_run.merged.predict(x, verbose=0), atol=1e-6
+    )
+    assert loaded.labels == hrf_run.labels
+    # The device files come from the deployed (QAT-tuned) model.
+    np.testing.assert_allclose(
+        loaded.deployed.predict(x, verbose=0), hrf_run.deployed.predict(x, verbose=0), atol=1e-6
+    )
+    assert "QAT-tuned" in (out / "REPORT.md").read_text()
+    assert not list(tmp_path.glob(".run.tmp-*"))  # no leftovers of the atomic write
+
+
+def test_metrics_against_hand_computed_values():
+    m = classification_metrics([0, 0, 0, 1], [0, 0, 1, 1], ["a", "b", "c"])
+    assert m["wa"] == 0.75 and m["ua"] == pytest.approx((2 / 3 + 1) / 2)
+    assert m["confusion"] == [[2, 1, 0], [0, 1, 0], [0, 0, 0]]
+    v = participant_vote(["p", "p", "p", "q"], [1, 1, 1, 0], [1, 0, 1, 1], ["no", "yes"])
+    assert v["participants"] == 2 and v["wa"] == 0.5
+
+
+def test_config_and_label_errors():
+    with pytest.raises(ValueError, match="unknown model family"):
+        TrainConfig(family="lstm")
+    with pytest.raises(ValueError, match="unknown site"):
+        TrainConfig(hrf={"sites": ["conv"]})
+    import pandas as pd
+
+    with pytest.raises(ValueError, match="not among the classes"):
+        encode_labels(pd.Series(["happy", "bored"]), ["happy", "sad"])
+
+
+def test_train_config_takes_the_normalisers_default():
+    """One default for leaving the log floor out of the statistics, stated once (data_prep)."""
+    from data_prep.features import DEFAULT_EXCLUDE_FLOOR
+
+    assert TrainConfig().exclude_floor is DEFAULT_EXCLUDE_FLOOR
