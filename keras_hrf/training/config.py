@@ -30,6 +30,15 @@ class TrainConfig:
         time_mask_max: Longest time mask (frames).
         freq_masks: SpecAugment frequency masks per example.
         freq_mask_max: Widest frequency mask (mel bands).
+        mixup: Mixup's Beta(alpha, alpha) parameter on log-Mel and one-hot targets (see
+            :class:`~keras_hrf.training.pipeline.Augmentation`); 0 disables it.
+        ema: Decay of an exponential moving average of the weights, per optimiser step (e.g.
+            0.998, an average over ~500 steps); the averaged weights are the ones validated,
+            selected, merged and exported. 0 disables it.
+        selection: Which weights the run keeps: ``"best"`` (the epoch of best validation UA,
+            early stopping after ``patience``) or ``"last"`` (the end of the schedule; with
+            ``ema`` the final average): one lucky epoch on a few validation speakers cannot pick
+            them.
         patience: Early-stopping patience in epochs on validation UA (0 disables).
         class_balance: ``"weights"`` (inverse-frequency sample weights) or ``"none"``.
         exclude_floor: Fit the normaliser without the log-floor values (digital silence);
@@ -55,6 +64,9 @@ class TrainConfig:
     time_mask_max: int = 30
     freq_masks: int = 2
     freq_mask_max: int = 8
+    mixup: float = 0.0
+    ema: float = 0.0
+    selection: str = "best"
     patience: int = 15
     class_balance: str = "weights"
     exclude_floor: bool = DEFAULT_EXCLUDE_FLOOR
@@ -69,6 +81,12 @@ class TrainConfig:
             )
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if self.selection not in ("best", "last"):
+            raise ValueError(f"selection must be 'best' or 'last', got {self.selection!r}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be a decay in [0, 1), got {self.ema!r}")
+        if self.mixup < 0:
+            raise ValueError(f"mixup must be >= 0 (0 disables it), got {self.mixup!r}")
         if self.class_balance not in ("weights", "none"):
             raise ValueError(
                 f"class_balance must be 'weights' or 'none', got {self.class_balance!r}"
@@ -95,12 +113,13 @@ class TrainConfig:
 
     @property
     def augmentation(self) -> Augmentation:
-        """The SpecAugment masks of this run's training pipeline."""
+        """The augmentation of this run's training pipeline."""
         return Augmentation(
             time_masks=self.time_masks,
             time_mask_max=self.time_mask_max,
             freq_masks=self.freq_masks,
             freq_mask_max=self.freq_mask_max,
+            mixup=self.mixup,
         )
 
     def to_dict(self) -> dict:

@@ -16,24 +16,29 @@ from keras_hrf.training.metrics import unweighted_accuracy
 
 @dataclasses.dataclass(frozen=True)
 class Augmentation:
-    """SpecAugment-style masks applied to each training example (stateless, seeded).
+    """Train-time augmentation of each example (stateless, seeded): SpecAugment-style masks and
+    mixup.
 
     Attributes:
         time_masks: Time masks per example.
         time_mask_max: Longest time mask (frames).
         freq_masks: Frequency masks per example.
         freq_mask_max: Widest frequency mask (mel bands).
+        mixup: Mixup's Beta(alpha, alpha) parameter; 0 disables it. Each batch is mixed with a
+            permutation of itself, ``lam * a + (1 - lam) * b`` with one ``lam`` per batch, on
+            the features, the one-hot targets and the loss weights alike.
     """
 
     time_masks: int = 2
     time_mask_max: int = 30
     freq_masks: int = 2
     freq_mask_max: int = 8
+    mixup: float = 0.0
 
     @classmethod
     def none(cls) -> Augmentation:
-        """No masks."""
-        return cls(time_masks=0, freq_masks=0)
+        """No masks, no mixup."""
+        return cls(time_masks=0, freq_masks=0, mixup=0.0)
 
 
 def sample_weights(y: np.ndarray, num_classes: int, class_balance: str = "weights") -> np.ndarray:
@@ -103,20 +108,50 @@ def train_dataset(x, y_onehot, w, *, batch_size: int, seed: int, augmentation: A
         xi, yi, wi = item
         return spec_augment(xi, s, augmentation), yi, wi
 
-    return (
-        ds.map(aug, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    ds = ds.map(aug, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch_size)
+    if augmentation.mixup > 0:
+        # Its own seed stream (one pair per batch), so that mixup leaves the masks unchanged.
+        batch_seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip((ds, batch_seeds.batch(2)))
+        ds = ds.map(lambda batch, s: mixup(batch, s, augmentation.mixup))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def mixup(batch, seed, alpha: float):
+    """Mix a batch ``(x, y, w)`` with a permutation of itself (see :class:`Augmentation`).
+
+    ``lam ~ Beta(alpha, alpha)`` is drawn statelessly from ``seed`` (two Gamma draws), as is the
+    permutation, so the same seed gives the same mixed batches.
+    """
+    import tensorflow as tf
+
+    x, y, w = batch
+    n = tf.shape(x)[0]
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3)
+    g = [tf.random.stateless_gamma([], s, alpha, dtype=tf.float32) for s in (seeds[0], seeds[1])]
+    lam = g[0] / (g[0] + g[1])
+    perm = tf.argsort(tf.random.stateless_uniform([n], seeds[2]))
+
+    def mix(t):
+        t = tf.cast(t, tf.float32)  # one-hot targets come as float64 from numpy
+        return lam * t + (1.0 - lam) * tf.gather(t, perm)
+
+    return mix(x), mix(y), mix(w)
 
 
 class ValidationUA(keras.callbacks.Callback):
-    """Computes validation UA each epoch, keeps the best weights, stops after ``patience``."""
+    """Computes validation UA each epoch; keeps the best weights and stops after ``patience``,
+    or, with ``select_best=False``, leaves the last weights (and never stops early).
 
-    def __init__(self, x_val, y_val, patience: int, progress):
+    Place it after ``keras.callbacks.SwapEMAWeights(swap_on_epoch=True)``: it then validates
+    (and keeps) the moving-average weights.
+    """
+
+    def __init__(self, x_val, y_val, patience: int, progress, select_best: bool = True):
         super().__init__()
         self.x_val, self.y_val = x_val, y_val
-        self.patience = patience
+        self.patience = patience if select_best else 0
+        self.select_best = select_best
         self.progress = progress
         self.best = -1.0
         self.best_epoch = -1
@@ -130,7 +165,9 @@ class ValidationUA(keras.callbacks.Callback):
         logs["val_ua"] = ua
         lr = self.model.optimizer.learning_rate
         logs["lr"] = float(keras.ops.convert_to_numpy(lr))
-        if ua > self.best:
+        if not self.select_best:
+            self.best, self.best_epoch = max(self.best, ua), epoch  # the kept epoch is the last
+        elif ua > self.best:
             self.best, self.best_epoch, self.wait = ua, epoch, 0
             self.best_weights = self.model.get_weights()
         else:

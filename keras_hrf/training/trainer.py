@@ -101,10 +101,11 @@ def fit(
             warmup_target=config.learning_rate if config.warmup_epochs else None,
             warmup_steps=steps * config.warmup_epochs,
         )
+    ema = {"use_ema": True, "ema_momentum": config.ema} if config.ema else {}
     optimizer = (
-        keras.optimizers.AdamW(lr, weight_decay=config.weight_decay)
+        keras.optimizers.AdamW(lr, weight_decay=config.weight_decay, **ema)
         if config.weight_decay
-        else keras.optimizers.Adam(lr)
+        else keras.optimizers.Adam(lr, **ema)
     )
     model.compile(
         optimizer=optimizer,
@@ -126,13 +127,18 @@ def fit(
         unit="epoch",
         disable=not progress,
     )
-    ua_cb = ValidationUA(x_val, y_val, config.patience, bar)
+    ua_cb = ValidationUA(
+        x_val, y_val, config.patience, bar, select_best=config.selection == "best"
+    )
+    # With EMA the averaged weights are swapped in at every epoch end: validated, kept, and in
+    # the model when training ends (so merged and exported).
+    swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema else []
     with bar:
         hist = model.fit(
             ds,
             epochs=config.epochs,
             verbose=0,
-            callbacks=[ua_cb, *(callbacks or [])],
+            callbacks=[*swap, ua_cb, *(callbacks or [])],
             shuffle=False,
         )
     history = pd.DataFrame(hist.history)

@@ -1,5 +1,6 @@
 """Training and run folders on the synthetic corpus."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -113,3 +114,56 @@ def test_train_config_takes_the_normalisers_default():
     from data_prep.features import DEFAULT_EXCLUDE_FLOOR
 
     assert TrainConfig().exclude_floor is DEFAULT_EXCLUDE_FLOOR
+
+
+def test_mixup_is_deterministic_for_a_seed_and_mixes_targets_and_weights():
+    from keras_hrf.training.pipeline import Augmentation, train_dataset
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 20, 4)).astype("float32")
+    y = np.eye(3, dtype="float32")[np.arange(12) % 3]
+    w = np.linspace(0.5, 1.5, 12).astype("float32")
+    aug = Augmentation(time_masks=0, freq_masks=0, mixup=0.4)
+
+    def batches(seed):
+        ds = train_dataset(x, y, w, batch_size=6, seed=seed, augmentation=aug)
+        return [tuple(t.numpy() for t in b) for b in ds]
+
+    a, b, c = batches(3), batches(3), batches(4)
+    for (xa, ya, _), (xb, yb, _) in zip(a, b, strict=True):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+    assert any(not np.array_equal(p[0], q[0]) for p, q in zip(a, c, strict=True))
+    for _, yb, wb in a:
+        np.testing.assert_allclose(yb.sum(1), 1.0, rtol=1e-6)  # mixed one-hot targets
+        assert np.any((yb > 0) & (yb < 1))  # ... mixed (lam is not 0 or 1)
+        assert np.all((wb >= 0.5 - 1e-6) & (wb <= 1.5 + 1e-6))
+
+
+def test_ema_weights_are_what_is_merged_and_exported(synthetic_features, split, tiny):
+    """With ``ema`` the kept weights are the average: the merged model predicts what the EMA
+    model does, and the average differs from the raw last weights."""
+    feats, manifest, params = synthetic_features
+    cfg = TrainConfig(
+        hrf={}, epochs=2, model_overrides=tiny, seed=2, ema=0.9, selection="last", mixup=0.4
+    )
+    r = fit(cfg, feats, manifest, split, feature_params=params, progress=False)
+    x = r.predictions["x_test"][:8]
+    np.testing.assert_allclose(
+        r.merged.predict(x, verbose=0), r.model.predict(x, verbose=0), atol=1e-4
+    )
+    assert r.metrics.best_epoch == r.metrics.epochs_run == 2  # "last": the end of the schedule
+    # The model holds the optimizer's moving average (finalised into it at the end of fit) ...
+    average = [v.numpy() for v in r.model.optimizer._model_variables_moving_average]
+    for a, b in zip(average, [v.numpy() for v in r.model.trainable_variables], strict=True):
+        np.testing.assert_array_equal(a, b)
+    # ... which is not where the same run without the average ends.
+    plain = fit(
+        dataclasses.replace(cfg, ema=0.0),
+        feats,
+        manifest,
+        split,
+        feature_params=params,
+        progress=False,
+    )
+    assert np.abs(plain.merged.predict(x, verbose=0) - r.merged.predict(x, verbose=0)).max() > 1e-3
