@@ -171,9 +171,15 @@ def reproduce(
     configs = {}
     for variant in variants:
         for family in families:
-            # A typo or a key a family lacks fails now, not after hours of other runs.
+            # A typo or a key a family lacks fails now, not after hours of other runs (a report
+            # over several families leaves out the variants a family cannot have).
             cfg = dataclasses.replace(variant_config(base, variant), family=family)
-            models.preset_params(cfg.family, cfg.size, **cfg.model_overrides)
+            try:
+                models.preset_params(cfg.family, cfg.size, **cfg.model_overrides)
+            except ValueError:
+                if report_only:
+                    continue
+                raise
             configs[family, variant] = cfg
     cache = out / "cache" if cache_dir is None else cache_dir
     feats, manifest, params = load_features(
@@ -188,6 +194,8 @@ def reproduce(
     rows = []
     y_all, _ = encode_labels(manifest["emotion"])
     for family, fold, seed, variant in itertools.product(families, fold_ids, seeds, variants):
+        if (family, variant) not in configs:
+            continue
         run_dir = out / "runs" / family / variant_dirname(variant) / f"fold{fold}_seed{seed}"
         split = all_splits[fold]
         if report_only and not (run_dir / "metrics.json").is_file():

@@ -33,22 +33,28 @@ class Variant:
         size: The preset.
         hrf: ``None`` (plain) or :class:`~keras_hrf.models.HRFConfig` fields.
         model: Preset hyper-parameters to override (e.g. ``{"stem": "conv1d"}``).
+        train: Training options to override (``TrainConfig`` fields, e.g. ``{"mixup": 0.4}``).
     """
 
     name: str
     size: str
     hrf: dict | None
     model: dict
+    train: dict = dataclasses.field(default_factory=dict)
+
+#: TrainConfig fields that a variant sets itself (the rest may follow the colon).
+_NOT_TRAIN_OPTIONS = {"family", "size", "hrf", "model_overrides", "seed"}
 
 
 def parse_variant(variant: str) -> Variant:
     """The :class:`Variant` a name asks for.
 
     A name is one of :data:`VARIANTS`, optionally followed by ``:KEY=VALUE,...`` options: keys
-    of :class:`~keras_hrf.models.HRFConfig` (an HRF ablation, on HRF variants only) or preset
-    hyper-parameters of the families (``keras_hrf.models.hyper_parameters``), e.g.
-    ``light+hrf:expansion=4``, ``light+hrf:sites=ffn_in/ffn_out,factor_init=identity``,
-    ``light:stem=conv1d``, ``light+hrf:stem_strides=4x2/2x2``. Values: numbers, ``true`` /
+    of :class:`~keras_hrf.models.HRFConfig` (an HRF ablation, on HRF variants only), preset
+    hyper-parameters of the families (``keras_hrf.models.hyper_parameters``) or training options
+    (:class:`~keras_hrf.training.TrainConfig` fields), e.g. ``light+hrf:expansion=4``,
+    ``light+hrf:sites=ffn_in/ffn_out,factor_init=identity``, ``light:stem=conv1d``,
+    ``light+hrf:stem_strides=4x2/2x2``, ``light:mixup=0.4,ema=0.998``. Values: numbers, ``true`` /
     ``false``, ``/`` separates list items, ``AxB`` is a pair of integers. HRF options are checked
     by building the HRFConfig and model keys against the families, so a typo is an error before
     any training starts (whether a family has the key is checked when its runs are configured).
@@ -66,8 +72,10 @@ def parse_variant(variant: str) -> Variant:
     size, hrf = VARIANTS[name]
     hrf = None if hrf is None else dict(hrf)
     model: dict = {}
+    train: dict = {}
     hrf_keys = {f.name for f in dataclasses.fields(HRFConfig)}
     model_keys = set().union(*(models.hyper_parameters(f) for f in models.FAMILIES))
+    train_keys = {f.name for f in dataclasses.fields(TrainConfig)} - _NOT_TRAIN_OPTIONS
     for item in options.split(",") if options else []:
         key, eq, value = item.partition("=")
         if not eq or not key or not value:
@@ -80,14 +88,19 @@ def parse_variant(variant: str) -> Variant:
             hrf[key] = option_value(key, value)
         elif key in model_keys:
             model[key] = option_value(key, value)
+        elif key in train_keys:
+            train[key] = option_value(key, value)
         else:
             raise ValueError(
                 f"variant {variant!r}: unknown option {key!r}; HRF options: "
-                f"{', '.join(sorted(hrf_keys))}; model options: {', '.join(sorted(model_keys))}"
+                f"{', '.join(sorted(hrf_keys))}; model options: {', '.join(sorted(model_keys))}; "
+                f"training options: {', '.join(sorted(train_keys))}"
             )
     if hrf:
         HRFConfig.from_any(hrf)  # validates values now, not after hours of other runs
-    return Variant(variant, size, hrf, model)
+    if train:
+        TrainConfig(**train)  # the same for training options
+    return Variant(variant, size, hrf, model, train)
 
 
 def option_value(key: str, value: str):
@@ -118,11 +131,12 @@ def variant_dirname(variant: str) -> str:
 
 
 def variant_config(base: TrainConfig, variant: str) -> TrainConfig:
-    """``base`` for one variant; HRF options and model overrides of ``base`` (e.g.
-    ``--hrf-expansion``) apply to every variant, the variant's own options on top."""
+    """``base`` for one variant; HRF options, model overrides and training options of ``base``
+    (e.g. ``--hrf-expansion``, ``--epochs``) apply to every variant, the variant's own options on
+    top."""
     v = parse_variant(variant)
     hrf = v.hrf
     if hrf is not None and base.hrf:
         hrf = {**base.hrf, **hrf}
     overrides = {**base.model_overrides, **v.model}
-    return dataclasses.replace(base, size=v.size, hrf=hrf, model_overrides=overrides)
+    return dataclasses.replace(base, size=v.size, hrf=hrf, model_overrides=overrides, **v.train)
