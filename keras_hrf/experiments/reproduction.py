@@ -21,7 +21,12 @@ from keras_hrf.experiments.statistics import (
     paired_difference,
     verdict,
 )
-from keras_hrf.experiments.variants import parse_variant, variant_config, variant_dirname
+from keras_hrf.experiments.variants import (
+    TEACHER_VARIANT,
+    parse_variant,
+    variant_config,
+    variant_dirname,
+)
 from keras_hrf.export.runs import add_device_export, save_run
 from keras_hrf.training import TrainConfig, fit, read_metrics
 
@@ -202,6 +207,15 @@ def reproduce(
             continue
         if not (run_dir / "metrics.json").is_file():
             cfg = dataclasses.replace(configs[family, variant], seed=seed)
+            if parse_variant(variant).distilled:
+                teacher = out / "runs" / family / TEACHER_VARIANT / f"fold{fold}_seed{seed}"
+                if not (teacher / "metrics.json").is_file():
+                    raise ValueError(
+                        f"{variant} distils the {TEACHER_VARIANT!r} run of the same fold and seed, "
+                        f"but {teacher} does not exist: list {TEACHER_VARIANT!r} before "
+                        f"{variant!r} in the variants"
+                    )
+                cfg = dataclasses.replace(cfg, teacher=(str(teacher),))
             result = fit(cfg, feats, manifest, split, feature_params=params, progress=progress)
             save_run(result, run_dir, export=export)
         elif export and not report_only and read_metrics(run_dir).int8 is None:

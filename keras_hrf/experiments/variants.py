@@ -14,14 +14,19 @@ from keras_hrf import models
 from keras_hrf.models.hrf_config import HRFConfig
 from keras_hrf.training import TrainConfig
 
-#: Variants of the paper's comparison: name -> (size, hrf). Every preset name of
-#: :data:`keras_hrf.models.BUDGETS` (and ``large``) makes the same three: ``<size>``,
-#: ``<size>+hrf`` and ``<size>+qhrf``.
+#: Variants of the paper's comparison: name -> (size, hrf, distilled). Every preset name of
+#: :data:`keras_hrf.models.BUDGETS` (and ``large``) makes ``<size>``, ``<size>+hrf`` and
+#: ``<size>+qhrf``; the budget presets also ``<size>+kd`` and ``<size>+hrf+kd``, distilled from
+#: the ``large`` run of the same family, fold and seed.
 VARIANTS = {
-    f"{size}{suffix}": (size, hrf)
+    f"{size}{suffix}{kd}": (size, hrf, bool(kd))
     for size in ("light", "tiny", "large")
     for suffix, hrf in (("", None), ("+hrf", {}), ("+qhrf", {"quantize_merged": True}))
+    for kd in (("", "+kd") if size != "large" else ("",))
 }
+
+#: The variant whose run of the same family, fold and seed teaches a ``+kd`` variant.
+TEACHER_VARIANT = "large"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +39,7 @@ class Variant:
         hrf: ``None`` (plain) or :class:`~keras_hrf.models.HRFConfig` fields.
         model: Preset hyper-parameters to override (e.g. ``{"stem": "conv1d"}``).
         train: Training options to override (``TrainConfig`` fields, e.g. ``{"mixup": 0.4}``).
+        distilled: Whether the run learns from the :data:`TEACHER_VARIANT` run (``+kd``).
     """
 
     name: str
@@ -41,9 +47,11 @@ class Variant:
     hrf: dict | None
     model: dict
     train: dict = dataclasses.field(default_factory=dict)
+    distilled: bool = False
+
 
 #: TrainConfig fields that a variant sets itself (the rest may follow the colon).
-_NOT_TRAIN_OPTIONS = {"family", "size", "hrf", "model_overrides", "seed"}
+_NOT_TRAIN_OPTIONS = {"family", "size", "hrf", "model_overrides", "seed", "teacher"}
 
 
 def parse_variant(variant: str) -> Variant:
@@ -69,7 +77,7 @@ def parse_variant(variant: str) -> Variant:
             f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}, optionally with "
             "options, e.g. light+hrf:expansion=4 or light:stem=conv1d"
         )
-    size, hrf = VARIANTS[name]
+    size, hrf, distilled = VARIANTS[name]
     hrf = None if hrf is None else dict(hrf)
     model: dict = {}
     train: dict = {}
@@ -100,7 +108,7 @@ def parse_variant(variant: str) -> Variant:
         HRFConfig.from_any(hrf)  # validates values now, not after hours of other runs
     if train:
         TrainConfig(**train)  # the same for training options
-    return Variant(variant, size, hrf, model, train)
+    return Variant(variant, size, hrf, model, train, distilled)
 
 
 def option_value(key: str, value: str):

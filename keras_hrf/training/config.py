@@ -43,6 +43,11 @@ class TrainConfig:
         class_balance: ``"weights"`` (inverse-frequency sample weights) or ``"none"``.
         exclude_floor: Fit the normaliser without the log-floor values (digital silence);
             default :data:`data_prep.features.DEFAULT_EXCLUDE_FLOOR`.
+        teacher: Run folders of teachers for knowledge distillation (an ensemble averages
+            their logits); empty disables it. Each must have been trained on this run's split
+            (see :mod:`keras_hrf.training.distillation`).
+        kd_weight: Weight of the distillation term ``T^2 * KL`` next to the cross-entropy.
+        kd_temperature: Temperature ``T`` of the softened teacher and student distributions.
         qat_epochs: Quantization-aware fine-tuning of the merged model after training
             (:func:`keras_hrf.training.fine_tune`); 0 (default) deploys the merged model as trained.
         qat_learning_rate: Peak learning rate of that fine-tuning.
@@ -69,6 +74,9 @@ class TrainConfig:
     selection: str = "best"
     patience: int = 15
     class_balance: str = "weights"
+    teacher: tuple[str, ...] = ()
+    kd_weight: float = 1.0
+    kd_temperature: float = 2.0
     exclude_floor: bool = DEFAULT_EXCLUDE_FLOOR
     qat_epochs: int = 0
     qat_learning_rate: float = 1e-4
@@ -85,6 +93,12 @@ class TrainConfig:
             raise ValueError(f"selection must be 'best' or 'last', got {self.selection!r}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be a decay in [0, 1), got {self.ema!r}")
+        object.__setattr__(self, "teacher", tuple(str(t) for t in self.teacher))
+        if not self.kd_temperature > 0 or self.kd_weight < 0:
+            raise ValueError(
+                f"kd_temperature must be > 0 and kd_weight >= 0, got {self.kd_temperature!r}, "
+                f"{self.kd_weight!r}"
+            )
         if self.mixup < 0:
             raise ValueError(f"mixup must be >= 0 (0 disables it), got {self.mixup!r}")
         if self.class_balance not in ("weights", "none"):
@@ -99,11 +113,11 @@ class TrainConfig:
 
     @property
     def variant(self) -> str:
-        """Short name: ``light``, ``light+hrf``, ``large``..."""
+        """Short name: ``light``, ``light+hrf``, ``large``, ``light+hrf+kd``..."""
         name = self.size + ("+hrf" if self.hrf is not None else "")
         if self.hrf and self.hrf.get("quantize_merged"):
             name += "(q)"
-        return name + ("+qat" if self.qat_epochs else "")
+        return name + ("+kd" if self.teacher else "") + ("+qat" if self.qat_epochs else "")
 
     def hrf_config(self) -> models.HRFConfig | None:
         """The :class:`HRFConfig` this run trains with (``None`` for plain)."""

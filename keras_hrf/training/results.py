@@ -195,6 +195,7 @@ class RunResult:
         deployed: The model that is exported: ``merged`` after quantization-aware fine-tuning
             (``config.qat_epochs > 0``), else ``None`` (the merged model itself).
         split: The split the run trained, validated and tested on.
+        teacher_logits: The teachers' logits per training example (distilled runs), or None.
     """
 
     config: TrainConfig
@@ -209,6 +210,7 @@ class RunResult:
     representative: np.ndarray
     deployed: keras.Model | None = None
     split: Split | None = None
+    teacher_logits: np.ndarray | None = None
 
     @property
     def to_deploy(self) -> keras.Model:

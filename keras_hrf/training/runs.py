@@ -11,6 +11,7 @@ A run folder (written by :func:`save_run`) holds::
     curves.png           training curves
     config.json          TrainConfig + labels + feature parameters + normaliser + split speakers
     representative.npy   normalised training examples for int8 calibration
+    teacher_logits.npy   the teachers' logits per training example (distilled runs only)
     device/              int8 artefacts (keras_hrf.export.runs adds them)
     REPORT.md            the numbers in tables
 """
@@ -32,6 +33,7 @@ from data_prep.features import FeatureParams, Normalizer
 from keras_hrf import reports
 from keras_hrf.training.config import TrainConfig
 from keras_hrf.training.results import RunMetrics, RunResult
+from keras_hrf.training.splits import split_speakers
 
 #: ``fn(tmp_folder, result) -> RunMetrics``: adds files to a run folder before it is swapped in
 #: (the int8 device artefacts of :mod:`keras_hrf.export.runs`) and returns the metrics to write.
@@ -62,16 +64,6 @@ class LoadedRun:
         return self.deployed if self.deployed is not None else self.merged
 
 
-def split_speakers(split) -> dict:
-    """The speakers of each part of a split (what ``config.json`` records as ``split``)."""
-    return {
-        "name": split.name,
-        "train_speakers": list(split.train_speakers),
-        "val_speakers": list(split.val_speakers),
-        "test_speakers": list(split.test_speakers),
-    }
-
-
 def save_run(result: RunResult, out_dir: str | Path, *, extra: RunExtra | None = None) -> Path:
     """Write a run folder for ``result``; atomically (a temp folder renamed into place).
 
@@ -95,6 +87,8 @@ def save_run(result: RunResult, out_dir: str | Path, *, extra: RunExtra | None =
             result.deployed.save(tmp / "model_deployed.keras")
         result.history.to_csv(tmp / "history.csv", index=False)
         np.save(tmp / "representative.npy", result.representative)
+        if result.teacher_logits is not None:
+            np.save(tmp / "teacher_logits.npy", result.teacher_logits)
         metrics = extra(tmp, result) if extra is not None else result.metrics
         reports.atomic_write_json(tmp / "metrics.json", metrics.to_dict())
         reports.atomic_write_json(

@@ -23,10 +23,12 @@ from data_prep.labels import encode_labels
 from data_prep.splits import Split
 from keras_hrf import models, reparam
 from keras_hrf.training.config import TrainConfig
+from keras_hrf.training.distillation import DistillationLoss, soften, teacher_logits
 from keras_hrf.training.metrics import classification_metrics
 from keras_hrf.training.pipeline import ValidationUA, sample_weights, train_dataset
 from keras_hrf.training.qat_finetune import QATConfig, fine_tune
 from keras_hrf.training.results import RunMetrics, RunResult, SplitMetrics
+from keras_hrf.training.splits import split_speakers
 
 
 def fit(
@@ -107,15 +109,28 @@ def fit(
         if config.weight_decay
         else keras.optimizers.Adam(lr, **ema)
     )
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.CategoricalCrossentropy(
+    targets = keras.utils.to_categorical(y_train, num_classes)
+    teacher = None
+    if config.teacher:
+        # Once per training example, before training (see keras_hrf.training.distillation).
+        teacher = teacher_logits(
+            config.teacher, features[split.train], labels, split_speakers(split)
+        )
+        targets = np.concatenate([targets, soften(teacher, config.kd_temperature)], axis=1)
+        loss = DistillationLoss(
+            num_classes,
+            temperature=config.kd_temperature,
+            weight=config.kd_weight,
+            label_smoothing=config.label_smoothing,
+        )
+    else:
+        loss = keras.losses.CategoricalCrossentropy(
             from_logits=True, label_smoothing=config.label_smoothing
-        ),
-    )
+        )
+    model.compile(optimizer=optimizer, loss=loss)
     ds = train_dataset(
         x_train,
-        keras.utils.to_categorical(y_train, num_classes),
+        targets,
         w_train,
         batch_size=config.batch_size,
         seed=config.seed,
@@ -127,9 +142,7 @@ def fit(
         unit="epoch",
         disable=not progress,
     )
-    ua_cb = ValidationUA(
-        x_val, y_val, config.patience, bar, select_best=config.selection == "best"
-    )
+    ua_cb = ValidationUA(x_val, y_val, config.patience, bar, select_best=config.selection == "best")
     # With EMA the averaged weights are swapped in at every epoch end: validated, kept, and in
     # the model when training ends (so merged and exported).
     swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema else []
@@ -219,4 +232,5 @@ def fit(
         representative=representative,
         deployed=deployed,
         split=split,
+        teacher_logits=teacher,
     )
