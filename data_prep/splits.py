@@ -404,6 +404,56 @@ def fixed_split(
     return _make_split(speakers, train_spk, val_spk, test_spk, name)
 
 
+def embed_split(
+    split: Split,
+    positions: np.ndarray,
+    speaker_prefix: str = "",
+    extra_train: np.ndarray | None = None,
+    extra_speakers: Iterable[str] = (),
+) -> Split:
+    """A split of a subset of rows, expressed in the rows of the whole manifest.
+
+    For multi-corpus training: folds are made on one corpus' rows (``positions`` are those rows'
+    positions in the combined manifest, whose speakers carry ``speaker_prefix``); the other
+    corpora's rows (``extra_train``, their speakers ``extra_speakers``) only add training data.
+    """
+    extra = np.zeros(0, np.int64) if extra_train is None else np.asarray(extra_train, np.int64)
+    pos = np.asarray(positions, np.int64)
+
+    def names(part):
+        return tuple(speaker_prefix + s for s in getattr(split, f"{part}_speakers"))
+
+    return Split(
+        train=np.concatenate([pos[split.train], extra]),
+        val=pos[split.val],
+        test=pos[split.test],
+        train_speakers=names("train") + tuple(sorted(set(extra_speakers))),
+        val_speakers=names("val"),
+        test_speakers=names("test"),
+        name=split.name,
+    )
+
+
+def leave_one_corpus_out(
+    manifest: pd.DataFrame, val_speakers: int | float = 0.15, seed: int = 0
+) -> list[Split]:
+    """One split per corpus of a combined manifest: that corpus is the test part, the others
+    train (validation speakers drawn from them, as in :func:`speaker_kfold`).
+
+    Raises:
+        SplitError: no ``corpus`` column or fewer than two corpora.
+    """
+    if "corpus" not in manifest.columns or manifest["corpus"].nunique() < 2:
+        raise SplitError("leave-one-corpus-out needs a manifest of at least two corpora")
+    speakers = _speaker_column(manifest)
+    corpora = sorted(manifest["corpus"].astype(str).unique())
+    groups = [
+        sorted(set(speakers[manifest["corpus"].astype(str).to_numpy() == c])) for c in corpora
+    ]
+    out = _folds_with_validation(manifest, speakers, groups, val_speakers, seed)
+    return [dataclasses.replace(s, name=f"corpus_{c}") for s, c in zip(out, corpora)]
+
+
 def check_no_leakage(manifest: pd.DataFrame, split: Split) -> None:
     """Verify that ``split`` fits ``manifest`` and that no speaker or row is in two parts.
 

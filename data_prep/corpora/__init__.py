@@ -36,6 +36,7 @@ _LOADER_MODULES = (
     "m3ed",
     "daic_woz",
     "folder",
+    "csv_manifest",
     "synthetic",
 )
 for _m in _LOADER_MODULES:
@@ -121,6 +122,11 @@ def _check_options(name: str, loader, options: dict) -> None:
         )
 
 
+def _where(row: dict) -> str:
+    """``"line N: "`` for a row of a manifest file (its ``manifest_line``), else nothing."""
+    return f"line {row['manifest_line']}: " if row.get("manifest_line") is not None else ""
+
+
 def _with_audio_info(rows: list[dict], bad: list[BadFile]) -> tuple[list[dict], list[BadFile]]:
     """Fill ``duration``/``sample_rate`` from each file's header; unreadable files go to ``bad``.
 
@@ -136,11 +142,11 @@ def _with_audio_info(rows: list[dict], bad: list[BadFile]) -> tuple[list[dict], 
             try:
                 info = sf.info(path)
             except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError variants
-                bad.append(BadFile(path, f"unreadable audio: {exc}"))
+                bad.append(BadFile(path, f"{_where(row)}unreadable audio: {exc}"))
                 info = None
             else:
                 if info.frames == 0:
-                    bad.append(BadFile(path, "empty audio file (0 samples)"))
+                    bad.append(BadFile(path, f"{_where(row)}empty audio file (0 samples)"))
                     info = None
             infos[path] = info
         info = infos[path]
@@ -156,7 +162,7 @@ def _with_audio_info(rows: list[dict], bad: list[BadFile]) -> tuple[list[dict], 
                 bad.append(
                     BadFile(
                         path,
-                        f"segment [{start:.3f}, {end:.3f}] s lies outside the audio "
+                        f"{_where(row)}segment [{start:.3f}, {end:.3f}] s lies outside the audio "
                         f"(0 to {file_duration:.3f} s)",
                     )
                 )

@@ -61,8 +61,74 @@ def add_parser(sub, name: str, help_: str, epilog: str) -> argparse.ArgumentPars
 
 
 def add_corpus_args(p: argparse.ArgumentParser, required: bool = True) -> None:
-    p.add_argument("--corpus", required=required, help="corpus name (see 'keras-hrf models')")
-    p.add_argument("--root", required=required, help="the corpus' top folder")
+    """``--corpus``/``--root`` (repeatable: several corpora make one manifest), loader options,
+    a corpora file, and the label selection."""
+    g = p.add_argument_group("data")
+    g.add_argument(
+        "--corpus",
+        action="append",
+        default=[],
+        help="corpus name (see 'keras-hrf models'); repeat with --root for several corpora",
+    )
+    g.add_argument("--root", action="append", default=[], help="the corpus' top folder")
+    g.add_argument(
+        "--corpus-option",
+        action="append",
+        default=[],
+        metavar="[CORPUS:]KEY=VALUE",
+        help="an option of the corpus loader (repeatable), e.g. speaker_regex=^(spk\\d+)_ for "
+        "folder, manifest=meta.tsv for csv, strict=true for any; CORPUS: picks one of several",
+    )
+    g.add_argument(
+        "--corpora",
+        default=None,
+        metavar="FILE",
+        help='a JSON corpora file {"corpora": [{"name", "root", "options"}], "labels", '
+        '"label_map"} instead of --corpus/--root',
+    )
+    g.add_argument(
+        "--labels",
+        default=None,
+        help="keep these classes (comma-separated, after --label-map); the rest is left out "
+        "and counted",
+    )
+    g.add_argument(
+        "--label-map",
+        action="append",
+        default=[],
+        metavar="FROM=TO",
+        help="rename or merge a class (repeatable), e.g. excited=happy",
+    )
+    p.set_defaults(corpus_required=required)
+
+
+def data_spec(args):
+    """The :class:`data_prep.prepare.DataSpec` the corpus options ask for (``None`` if none
+    was given and none is required).
+
+    Raises:
+        ValueError: no corpus where one is required, unequal --corpus/--root, a malformed option.
+    """
+    import dataclasses as dc
+
+    from data_prep.labels import parse_label_map
+    from data_prep.prepare import DataSpec, as_spec
+
+    if args.corpora:
+        if args.corpus or args.root:
+            raise ValueError("give either --corpora FILE or --corpus/--root, not both")
+        spec = DataSpec.from_file(args.corpora)
+    elif args.corpus or args.root:
+        spec = as_spec(args.corpus, args.root, args.corpus_option)
+    elif args.corpus_required:
+        raise ValueError("pass --corpus NAME --root DIR (or --corpora FILE)")
+    else:
+        return None
+    label_map = {**dict(spec.label_map), **parse_label_map(args.label_map)}
+    labels = spec.labels
+    if args.labels:
+        labels = tuple(v.strip().lower() for v in args.labels.split(",") if v.strip())
+    return dc.replace(spec, labels=labels, label_map=label_map)
 
 
 def add_folds_file(p: argparse.ArgumentParser) -> None:

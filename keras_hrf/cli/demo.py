@@ -46,13 +46,14 @@ def demo_command_parser(sub):
 
 
 def run(args) -> int:
+    from keras_hrf.cli.common import data_spec
     from keras_hrf.experiments.main_job import demo
 
     table = demo(
         args.out,
         quick=args.quick,
-        corpus=args.corpus,
-        root=args.root,
+        corpus=data_spec(args),
+        root=None,
         family=args.family,
         seed=args.seed,
         epochs=args.epochs,

@@ -51,12 +51,13 @@ def quantization_command_parser(sub):
 
 
 def run(args) -> int:
+    from keras_hrf.cli.common import data_spec
     from keras_hrf.experiments.quant_study import quantization_study
     from keras_hrf.training import QATConfig
 
     quantization_study(
-        args.corpus,
-        args.root,
+        data_spec(args),
+        None,
         args.out,
         families=args.families,
         seeds=range(args.seeds),

@@ -43,6 +43,13 @@ def reproduce_command_parser(sub):
     p.add_argument("--folds", type=int, default=6, help="speaker folds")
     add_folds_file(p)
     p.add_argument(
+        "--protocol",
+        choices=["folds", "corpus"],
+        default="folds",
+        help="folds: speaker folds of the (first) corpus, other corpora only add training data; "
+        "corpus: leave-one-corpus-out over several --corpus",
+    )
+    p.add_argument(
         "--only-folds", type=int, nargs="+", default=None, help="run only these fold indices"
     )
     p.add_argument(
@@ -70,12 +77,12 @@ def reproduce_command_parser(sub):
 
 
 def run(args) -> int:
-    from keras_hrf.cli.common import train_config
+    from keras_hrf.cli.common import data_spec, train_config
     from keras_hrf.experiments.reproduction import reproduce
 
     reproduce(
-        args.corpus,
-        args.root,
+        data_spec(args),
+        None,
         args.out,
         families=args.families,
         variants=args.variants,
@@ -88,6 +95,7 @@ def run(args) -> int:
         report_only=args.report_only,
         command="keras-hrf " + shlex.join(args.argv),
         folds_file=args.folds_file,
+        protocol=args.protocol,
     )
     print((Path(args.out) / "REPORT.md").read_text())
     return 0

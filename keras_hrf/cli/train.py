@@ -7,6 +7,7 @@ from keras_hrf.cli.common import (
     add_folds_file,
     add_parser,
     add_train_args,
+    data_spec,
     train_config,
 )
 
@@ -56,13 +57,12 @@ def run(args) -> int:
 
     # The configuration first: a typo in it fails before any feature is computed.
     cfg = train_config(args, family=args.family, size=args.size, seed=args.seed)
-    feats, manifest, params = load_features(
-        args.corpus, args.root, args.cache, folds_file=args.folds_file
-    )
-    folds, _ = make_folds(manifest, args.folds, args.folds_file)
+    spec = data_spec(args)
+    feats, manifest, params = load_features(spec, cache_dir=args.cache, folds_file=args.folds_file)
+    folds, _ = make_folds(manifest, args.folds, args.folds_file, spec)
     if not 0 <= args.fold < len(folds):
         raise ValueError(f"--fold must be in 0..{len(folds) - 1}")
-    result = fit(cfg, feats, manifest, folds[args.fold], feature_params=params)
+    result = fit(cfg, feats, manifest, folds[args.fold], feature_params=params, data=spec.to_dict())
     out = save_run(result, args.out, export=not args.no_export)
     print((out / "REPORT.md").read_text())
     return 0

@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from data_prep import load_features, splits, synthetic
+from data_prep.prepare import DataSpec
 from keras_hrf import reports
-from keras_hrf.experiments.reproduction import run_row
+from keras_hrf.experiments.reproduction import data_about, make_folds, run_row
 from keras_hrf.experiments.variants import variant_config, variant_dirname
 from keras_hrf.export.runs import save_run
 from keras_hrf.training import TrainConfig, fit
@@ -19,7 +20,7 @@ def demo(
     out: str | Path,
     *,
     quick: bool = False,
-    corpus: str | None = None,
+    corpus: str | DataSpec | None = None,
     root: str | Path | None = None,
     family: str = "conv_transformer",
     seed: int = 0,
@@ -35,8 +36,9 @@ def demo(
     Args:
         out: Output folder (data, cache, one run folder per variant, the report).
         quick: Smaller corpus, fewer epochs and no large model (about a minute on 2 cores).
-        corpus: Corpus name; ``None`` generates the built-in synthetic corpus into ``out/data``.
-        root: The corpus root (required with ``corpus``).
+        corpus: Corpus name, or a :class:`data_prep.prepare.DataSpec` (several corpora, a label
+            map); ``None`` generates the built-in synthetic corpus into ``out/data``.
+        root: The corpus root (required with a corpus name).
         family: Model family.
         seed: Seed of data generation, split, initialisation and training.
         epochs: Override the number of epochs.
@@ -57,15 +59,16 @@ def demo(
                 root, speakers=6 if quick else 8, per_class=8 if quick else 12, seed=seed
             )
         corpus = "synthetic"
-    elif root is None:
+        if folds_file is not None:
+            raise ValueError("--folds-file needs --corpus and --root (the folds name speakers)")
+    elif root is None and not isinstance(corpus, DataSpec):
         raise ValueError(f"--root is required with --corpus {corpus}")
-    if folds_file is not None and corpus == "synthetic" and root == out / "data":
-        raise ValueError("--folds-file needs --corpus and --root (the folds name its speakers)")
+    spec = corpus if isinstance(corpus, DataSpec) else DataSpec.single(corpus, root)
     feats, manifest, params = load_features(
-        corpus, root, out / "cache", progress=progress, folds_file=folds_file
+        spec, cache_dir=out / "cache", progress=progress, folds_file=folds_file
     )
-    if folds_file is not None:
-        split = splits.folds_from_file(manifest, folds_file, seed=seed)[0]
+    if folds_file is not None or spec.multi:
+        split = make_folds(manifest, 6, folds_file, spec)[0][0]
     else:
         n_speakers = manifest["speaker"].nunique()
         n_folds = max(3, min(6, n_speakers // 2))
@@ -82,11 +85,20 @@ def demo(
     rows = []
     for variant in variants:
         cfg = variant_config(base, variant)
-        result = fit(cfg, feats, manifest, split, feature_params=params, progress=progress)
+        result = fit(
+            cfg,
+            feats,
+            manifest,
+            split,
+            feature_params=params,
+            progress=progress,
+            data=spec.to_dict(),
+        )
         run_dir = save_run(result, out / "runs" / variant_dirname(variant))
         rows.append(run_row(family, variant, run_dir))
     table = pd.DataFrame(rows)
-    reports.atomic_write_text(out / "REPORT.md", demo_report(table, corpus, manifest, split, base))
+    report = demo_report(table, data_about(manifest), manifest, split, base)
+    reports.atomic_write_text(out / "REPORT.md", report)
     return table
 
 

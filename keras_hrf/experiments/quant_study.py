@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep import encode_labels, load_features
+from data_prep.prepare import DataSpec
 from keras_hrf import reports
 from keras_hrf.device import runtimes
 from keras_hrf.experiments.reproduction import make_folds
@@ -199,8 +200,8 @@ def _row(method: str, run_dir: Path, qat_metrics: dict | None) -> dict | None:
 
 
 def quantization_study(
-    corpus: str,
-    root: str | Path,
+    corpus: str | DataSpec,
+    root: str | Path | None,
     out: str | Path,
     *,
     families: Sequence[str] = ("conv_transformer", "conformer", "speechformer"),
@@ -241,15 +242,15 @@ def quantization_study(
     out = Path(out)
     qat_config = qat_config or QATConfig()
     control_config = dataclasses.replace(qat_config, fake_quant=False)
+    spec = corpus if isinstance(corpus, DataSpec) else DataSpec.single(corpus, root)
     feats, manifest, _ = load_features(
-        corpus,
-        root,
-        out / "cache" if cache_dir is None else cache_dir,
+        spec,
+        cache_dir=out / "cache" if cache_dir is None else cache_dir,
         progress=progress,
         folds_file=folds_file,
     )
     y_all, _ = encode_labels(manifest["emotion"])
-    all_splits, _ = make_folds(manifest, n_folds, folds_file)
+    all_splits, _ = make_folds(manifest, n_folds, folds_file, spec)
     n_folds = len(all_splits)
     fold_ids = list(range(n_folds)) if folds is None else list(folds)
     rows = []

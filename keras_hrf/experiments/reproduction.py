@@ -10,9 +10,11 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from data_prep import encode_labels, load_features, splits
+from data_prep.prepare import DataSpec, fold_corpus_rows
 from keras_hrf import models, reports
 from keras_hrf.experiments.statistics import (
     ALL_FAMILIES,
@@ -30,15 +32,39 @@ from keras_hrf.experiments.variants import (
 from keras_hrf.export.runs import add_device_export, save_run
 from keras_hrf.training import TrainConfig, fit, read_metrics
 
+#: How an experiment splits its data: speaker folds, or each corpus tested once.
+PROTOCOLS = ("folds", "corpus")
+
 
 def make_folds(
-    manifest: pd.DataFrame, n_folds: int = 6, folds_file: str | Path | None = None
+    manifest: pd.DataFrame,
+    n_folds: int = 6,
+    folds_file: str | Path | None = None,
+    spec: DataSpec | None = None,
+    protocol: str = "folds",
 ) -> tuple[list[splits.Split], str]:
     """The folds of an experiment and a sentence that says what they are.
 
     ``folds_file`` (published test speakers, :func:`data_prep.splits.read_fold_file`) wins over
-    ``n_folds`` (:func:`data_prep.splits.speaker_kfold` with seed 0).
+    ``n_folds`` (:func:`data_prep.splits.speaker_kfold` with seed 0). With several corpora the
+    folds are made of the first corpus' speakers and every other corpus is in every training
+    part; ``protocol="corpus"`` tests each corpus once instead (leave-one-corpus-out).
     """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    if protocol == "corpus":
+        folds = splits.leave_one_corpus_out(manifest)
+        names = ", ".join(s.name.removeprefix("corpus_") for s in folds)
+        return folds, f"leave-one-corpus-out: each corpus tested once ({names})"
+    if spec is not None and spec.multi:
+        first = spec.corpora[0].name
+        positions = np.flatnonzero(manifest["corpus"].to_numpy() == first)
+        others = np.flatnonzero(manifest["corpus"].to_numpy() != first)
+        inner, about = make_folds(fold_corpus_rows(manifest, spec), n_folds, folds_file)
+        extra = manifest["speaker"].iloc[others].astype(str)
+        folds = [splits.embed_split(s, positions, first + "/", others, extra) for s in inner]
+        rest = ", ".join(c.name for c in spec.corpora[1:])
+        return folds, f"{about}, on the {first} speakers; {rest} only add training data"
     if folds_file is not None:
         ff = splits.read_fold_file(folds_file)
         about = (
@@ -53,6 +79,12 @@ def make_folds(
         "once)"
     )
     return splits.speaker_kfold(manifest, n_folds=n_folds, seed=0), about
+
+
+def data_about(manifest: pd.DataFrame) -> str:
+    """The corpora of a manifest with their utterance counts, for report titles."""
+    counts = manifest["corpus"].value_counts(sort=False)
+    return ", ".join(f"{k} ({v} utterances)" for k, v in counts.items())
 
 
 def run_row(family: str, variant: str, run_dir: Path) -> dict:
@@ -138,8 +170,8 @@ def protocol_text(values: dict[str, dict]) -> str:
 
 
 def reproduce(
-    corpus: str,
-    root: str | Path,
+    corpus: str | DataSpec,
+    root: str | Path | None,
     out: str | Path,
     *,
     families: Sequence[str] = ("conv_transformer", "conformer", "speechformer"),
@@ -154,6 +186,7 @@ def reproduce(
     report_only: bool = False,
     progress: bool = True,
     folds_file: str | Path | None = None,
+    protocol: str = "folds",
 ) -> pd.DataFrame:
     """The paper's comparison over speaker folds x seeds; resumable.
 
@@ -170,6 +203,8 @@ def reproduce(
     trains and exports nothing: it summarises the runs that have finished (e.g. while another
     process is still running the rest). ``folds_file`` replaces the ``n_folds`` speaker folds by
     published ones (:func:`make_folds`); it is checked before any feature is computed.
+    ``corpus`` may be a :class:`data_prep.prepare.DataSpec` (several corpora, a label map;
+    ``root`` then None); ``protocol="corpus"`` tests each of its corpora once.
     """
     out = Path(out)
     base = base or TrainConfig()
@@ -187,10 +222,13 @@ def reproduce(
                 raise
             configs[family, variant] = cfg
     cache = out / "cache" if cache_dir is None else cache_dir
+    spec = corpus if isinstance(corpus, DataSpec) else DataSpec.single(corpus, root)
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     feats, manifest, params = load_features(
-        corpus, root, cache, progress=progress, folds_file=folds_file
+        spec, cache_dir=cache, progress=progress, folds_file=folds_file
     )
-    all_splits, folds_about = make_folds(manifest, n_folds, folds_file)
+    all_splits, folds_about = make_folds(manifest, n_folds, folds_file, spec, protocol)
     n_folds = len(all_splits)
     fold_ids = list(range(n_folds)) if folds is None else list(folds)
     bad = [f for f in fold_ids if not 0 <= f < n_folds]
@@ -216,7 +254,15 @@ def reproduce(
                         f"{variant!r} in the variants"
                     )
                 cfg = dataclasses.replace(cfg, teacher=(str(teacher),))
-            result = fit(cfg, feats, manifest, split, feature_params=params, progress=progress)
+            result = fit(
+                cfg,
+                feats,
+                manifest,
+                split,
+                feature_params=params,
+                progress=progress,
+                data=spec.to_dict(),
+            )
             save_run(result, run_dir, export=export)
         elif export and not report_only and read_metrics(run_dir).int8 is None:
             add_device_export(run_dir, feats[split.test], y_all[split.test])
@@ -228,7 +274,7 @@ def reproduce(
     summary = summarize(table)
     reports.atomic_write_json(out / "summary.json", summary)
     report = reproduce_report(
-        summary, corpus, n_folds, base, command, folds_about=folds_about, runs=table
+        summary, data_about(manifest), n_folds, base, command, folds_about=folds_about, runs=table
     )
     if (out / "NOTES.md").is_file():
         # Hand-written notes (how the runs were made, the reading of the numbers) are kept in

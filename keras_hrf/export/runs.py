@@ -45,7 +45,7 @@ def save_run(result: RunResult, out_dir: str | Path, *, export: bool = True) -> 
                 labels=res.labels,
                 feature_params=res.feature_params,
                 normalizer=res.normalizer,
-                origin=_origin(res.config, res.metrics),
+                origin=_origin(res.config, res.metrics, res.data),
                 x_test=res.predictions["x_test"],
                 y_true=res.predictions["y_true"],
                 y_pred_float=res.predictions.get("y_pred_deployed", res.predictions["y_pred"]),
@@ -55,14 +55,20 @@ def save_run(result: RunResult, out_dir: str | Path, *, export: bool = True) -> 
     return training_runs.save_run(result, out_dir, extra=with_device)
 
 
-def _origin(config: TrainConfig, metrics: RunMetrics) -> dict:
-    return {
+def _origin(config: TrainConfig, metrics: RunMetrics, data: dict | None = None) -> dict:
+    origin = {
         "family": config.family,
         "size": config.size,
         "hrf": config.hrf,
         "params_train": metrics.params_train,
         "seed": config.seed,
     }
+    if data is not None:
+        # The device shows the mapped class names; the map says what they stand for.
+        origin["corpora"] = [c["name"] for c in data["corpora"]]
+        origin["label_map"] = data.get("label_map") or {}
+        origin["label_selection"] = data.get("labels")
+    return origin
 
 
 def device_figures(
@@ -123,7 +129,7 @@ def add_device_export(run_dir: str | Path, x_test_raw: np.ndarray, y_true: np.nd
         labels=run.labels,
         feature_params=run.feature_params,
         normalizer=run.normalizer,
-        origin=_origin(run.config, run.metrics),
+        origin=_origin(run.config, run.metrics, run.data),
         x_test=x_test,
         y_true=y_true,
         y_pred_float=y_pred,

@@ -196,6 +196,7 @@ class RunResult:
             (``config.qat_epochs > 0``), else ``None`` (the merged model itself).
         split: The split the run trained, validated and tested on.
         teacher_logits: The teachers' logits per training example (distilled runs), or None.
+        data: The corpora and label selection the run was trained on, or None.
     """
 
     config: TrainConfig
@@ -211,6 +212,7 @@ class RunResult:
     deployed: keras.Model | None = None
     split: Split | None = None
     teacher_logits: np.ndarray | None = None
+    data: dict | None = None
 
     @property
     def to_deploy(self) -> keras.Model:

@@ -10,6 +10,7 @@ A run folder (written by :func:`save_run`) holds::
     confusion.png        test confusion matrix
     curves.png           training curves
     config.json          TrainConfig + labels + feature parameters + normaliser + split speakers
+                         + data (corpora and label selection)
     representative.npy   normalised training examples for int8 calibration
     teacher_logits.npy   the teachers' logits per training example (distilled runs only)
     device/              int8 artefacts (keras_hrf.export.runs adds them)
@@ -57,6 +58,7 @@ class LoadedRun:
     merged: keras.Model
     deployed: keras.Model | None = None
     split: dict | None = None
+    data: dict | None = None
 
     @property
     def to_deploy(self) -> keras.Model:
@@ -99,6 +101,7 @@ def save_run(result: RunResult, out_dir: str | Path, *, extra: RunExtra | None =
                 "feature_params": result.feature_params.to_dict(),
                 "normalizer": result.normalizer.to_dict(),
                 **({"split": split_speakers(result.split)} if result.split is not None else {}),
+                **({"data": result.data} if result.data is not None else {}),
             },
         )
         title = f"{result.config.family} {result.config.variant} (seed {result.config.seed})"
@@ -212,6 +215,7 @@ def load_run(path: str | Path) -> LoadedRun:
             else None
         ),
         split=cfg.get("split"),
+        data=cfg.get("data"),
     )
 
 

@@ -42,6 +42,7 @@ def fit(
     progress: bool = True,
     representative_size: int = 200,
     callbacks: list | None = None,
+    data: dict | None = None,
 ) -> RunResult:
     """Train one model on ``split`` and evaluate it.
 
@@ -56,6 +57,8 @@ def fit(
         progress: Show a progress bar over epochs.
         representative_size: Number of normalised training examples kept for int8 calibration.
         callbacks: Extra Keras callbacks (e.g. timers), run after the validation-UA callback.
+        data: What the features are of (``DataSpec.to_dict()``: corpora, label selection);
+            recorded in the run's ``config.json`` and its export's origin.
 
     Returns:
         A :class:`RunResult`.
@@ -233,4 +236,5 @@ def fit(
         deployed=deployed,
         split=split,
         teacher_logits=teacher,
+        data=data,
     )
