@@ -36,10 +36,11 @@ def convert_command_parser(sub):
     )
     p.add_argument(
         "--layer-norm",
-        choices=["rsqrt", "l2"],
+        choices=["rsqrt", "l2", "pool"],
         default=None,
-        help="TFLite form of every LayerNorm (same float function): rsqrt (as trained) or l2 "
-        "(L2_NORMALIZATION, precise on quiet frames; better int8 for the conformer)",
+        help="TFLite form of every LayerNorm (same float function): rsqrt (as trained), l2 "
+        "(L2_NORMALIZATION, precise on quiet frames) or pool (means as AVERAGE_POOL_2D, "
+        "faster with CMSIS-NN)",
     )
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(handler=run)

@@ -145,7 +145,8 @@ def export(
         overwrite: Replace an existing ``out_dir``; without it an existing folder is an error.
         merge: Merge HRF layers instead of refusing a model that has them.
         num_samples: Representative dataset size for int8 calibration.
-        layer_norm: Convert every LayerNorm with this lowering (``"rsqrt"`` or ``"l2"``, see
+        layer_norm: Convert every LayerNorm with this lowering (``"rsqrt"``, ``"l2"``,
+            ``"pool"``, see
             :mod:`keras_hrf.layers.layer_norm`; the float function is unchanged); ``None``
             keeps the model's own.
         seed: Seed of the calibration subset and of the default check samples.

@@ -231,7 +231,8 @@ def convert(
         strict: Refuse a flatbuffer with problems (the default). ``False`` returns it anyway, to
             inspect it (:func:`keras_hrf.export.flatbuffer.problems`, :func:`check`) or to
             measure an unmerged HRF model (converted as trained); never deploy such a model.
-        layer_norm: Convert every LayerNorm with this lowering (``"rsqrt"`` or ``"l2"``, see
+        layer_norm: Convert every LayerNorm with this lowering (``"rsqrt"``, ``"l2"``,
+            ``"pool"``, see
             :mod:`keras_hrf.layers.layer_norm`; the float function is unchanged); ``None``
             keeps the model's own.
 

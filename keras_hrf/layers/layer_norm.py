@@ -1,4 +1,4 @@
-"""A LayerNorm whose int8 TFLite graph is all-integer, in one of two lowerings.
+"""A LayerNorm whose int8 TFLite graph is all-integer, in one of three lowerings.
 
 Keras' ``LayerNormalization`` converts to a graph that keeps float ``NEG``/``DEQUANTIZE`` steps
 after full-integer quantization (see DESIGN.md). This layer lowers either to
@@ -9,12 +9,20 @@ after full-integer quantization (see DESIGN.md). This layer lowers either to
 - ``"l2"``: MEAN, SUB, L2_NORMALIZATION, MUL, ADD: TFLite's integer L2 normalisation computes
   each frame's sum of squares and its inverse square root in 32-bit fixed point, so the
   normalisation is as precise for quiet frames as for loud ones; its output is int8 with the
-  fixed scale 1/128.
+  fixed scale 1/128;
+- ``"pool"``: as ``"rsqrt"``, but the mean (not the variance) is an AVERAGE_POOL_2D over a
+  ``(B, T, d, 1)`` view (window ``(1, d)``): CMSIS-NN runs it in ~10 instructions per element on
+  Cortex-M4 where TFLM's MEAN takes ~140. The variance stays a MEAN because TFLite gives an
+  average pool its input's scale: pooled, the variance of a quiet frame would be a few int8
+  steps of the largest square (measured: int8-vs-float agreement 0.82-0.95 instead of 0.95-0.99
+  on five trained Conformers; mean-only pooling keeps 0.95-0.99, and saves ~4 % of the
+  instructions; ``benchmarks/device_cost.py``).
 
-Both compute the same function in float: ``(x - mean) / sqrt(var + eps)`` for ``"rsqrt"`` and
-``(x - mean) / sqrt(max(var, eps))`` for ``"l2"``, which differ only for frames whose variance
-is within an order of magnitude of ``eps`` (1e-5). The lowering is therefore a conversion
-choice that a trained model can switch (:func:`keras_hrf.reparam.set_layer_norm_lowering`).
+All compute the same function in float: ``(x - mean) / sqrt(var + eps)`` for ``"rsqrt"``
+and ``"pool"``, ``(x - mean) / sqrt(max(var, eps))`` for ``"l2"``, which differ only for frames
+whose variance is within an order of magnitude of ``eps`` (1e-5). The lowering is therefore a
+conversion choice that a trained model can switch
+(:func:`keras_hrf.reparam.set_layer_norm_lowering`).
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import keras
 from keras import ops
 
 #: Graph forms of :class:`LayerNorm` (see the module docstring).
-LOWERINGS = ("rsqrt", "l2")
+LOWERINGS = ("rsqrt", "l2", "pool")
 
 
 @keras.saving.register_keras_serializable(package="keras_hrf")
@@ -37,8 +45,8 @@ class LayerNorm(keras.layers.Layer):
             floor (``"l2"``).
         center: Whether to add the learned offset ``beta``.
         scale: Whether to multiply by the learned gain ``gamma``.
-        lowering: ``"rsqrt"`` or ``"l2"``: which TFLite ops the layer converts to (module
-            docstring); the float function is the same.
+        lowering: ``"rsqrt"``, ``"l2"`` or ``"pool"``: which TFLite ops the layer converts
+            to (module docstring); the float function is the same.
         **kwargs: Base ``Layer`` arguments.
     """
 
@@ -71,7 +79,7 @@ class LayerNorm(keras.layers.Layer):
         )
 
     def call(self, x):
-        mean = ops.mean(x, axis=-1, keepdims=True)
+        mean = self._mean(x)
         centred = x - mean
         if self.lowering == "l2":
             y = self._l2_normalize(centred) * self._unit_gain(x.shape[-1])
@@ -84,6 +92,17 @@ class LayerNorm(keras.layers.Layer):
         if self.beta is not None:
             y = y + self.beta
         return y
+
+    def _mean(self, x):
+        """Mean over the last axis, ``(..., d) -> (..., 1)``: MEAN, or with ``"pool"`` an
+        AVERAGE_POOL_2D of window ``(1, d)`` over ``x`` seen as ``(B, T, d, 1)``."""
+        if self.lowering != "pool" or len(x.shape) not in (2, 3):
+            return ops.mean(x, axis=-1, keepdims=True)
+        d = x.shape[-1]
+        x4 = ops.expand_dims(x if len(x.shape) == 3 else ops.expand_dims(x, 1), -1)
+        m = ops.average_pool(x4, pool_size=(1, d), strides=(1, d), padding="valid")
+        m = ops.squeeze(m, -1)  # (B, T, 1)
+        return m if len(x.shape) == 3 else ops.squeeze(m, 1)
 
     def _l2_normalize(self, centred):
         """``centred / ||centred||`` as the converter's L2_NORMALIZATION pattern wants it."""

@@ -62,14 +62,14 @@ PRESETS = {
 }
 
 
-def _conv_module(x, d_model: int, kernel: int, name: str, dropout: float, hrf):
+def _conv_module(x, d_model: int, kernel: int, name: str, dropout: float, hrf, activation: str):
     # The pointwise convolutions of a sequence are per-frame linears (Dense); they take HRF at
     # the "pointwise" site.
     h = linear(2 * d_model, "pointwise", hrf, f"{name}_pw1")(x)
     h = GLU(name=f"{name}_glu")(h)
     h = keras.layers.DepthwiseConv1D(kernel, padding="same", name=f"{name}_dw")(h)
     h = batch_norm(f"{name}_bn")(h)
-    h = keras.layers.Activation("silu", name=f"{name}_silu")(h)
+    h = keras.layers.Activation(activation, name=f"{name}_{activation}")(h)
     h = linear(d_model, "pointwise", hrf, f"{name}_pw2")(h)
     if dropout:
         h = keras.layers.Dropout(dropout, name=f"{name}_drop")(h)
@@ -90,11 +90,17 @@ def build_graph(
     stem: str = "conv1d",
     stem_channels: tuple[int, ...] = (8, 16),
     stem_strides: tuple[tuple[int, int], ...] = ((2, 2), (2, 2)),
+    activation: str = "silu",
 ):
     """Functional graph from ``inputs`` ``(B, T, F)`` to logits ``(B, num_classes)``.
 
-    Stem options as in :func:`keras_hrf.models.conv_transformer.build_graph`.
+    Stem options as in :func:`keras_hrf.models.conv_transformer.build_graph`. ``activation``
+    is that of the FFNs and of the convolution module (``"silu"`` as in the paper, or
+    ``"relu"``, which TFLite fuses into the preceding FULLY_CONNECTED / DEPTHWISE_CONV_2D: no
+    LOGISTIC and MUL per element on a microcontroller; the GLU keeps its sigmoid).
     """
+    if activation not in ("silu", "relu"):
+        raise ValueError(f"conformer activation must be 'silu' or 'relu', got {activation!r}")
     x = subsampling(
         inputs,
         d_model,
@@ -120,14 +126,22 @@ def build_graph(
             h = LayerNorm(name=f"{n}_{tag}_norm")(x)
             if kind == "ffn":
                 h = feed_forward(
-                    h, d_model, ffn_dim, hrf, f"{n}_{tag}", activation="silu", dropout=dropout
+                    h, d_model, ffn_dim, hrf, f"{n}_{tag}", activation=activation, dropout=dropout
                 )
                 x = residual(x, h, f"{n}_{tag}", scale=0.5)
             elif kind == "mhsa":
                 h = self_attention(h, d_model, num_heads, hrf, f"{n}_mhsa")
                 x = residual(x, h, f"{n}_{tag}")
             else:
-                h = _conv_module(h, d_model, conv_kernel, f"{n}_conv", dropout=0.0, hrf=hrf)
+                h = _conv_module(
+                    h,
+                    d_model,
+                    conv_kernel,
+                    f"{n}_conv",
+                    dropout=0.0,
+                    hrf=hrf,
+                    activation=activation,
+                )
                 x = residual(x, h, f"{n}_{tag}")
         x = LayerNorm(name=f"{n}_out_norm")(x)
     return classifier_head(x, num_classes)

@@ -250,8 +250,17 @@ class QATGlobalAveragePooling1D(_RangeTracked, keras.layers.GlobalAveragePooling
 
 @keras.saving.register_keras_serializable(package="keras_hrf")
 class QATLayerNorm(_RangeTracked, LayerNorm):
-    """:class:`LayerNorm` with every int8 tensor of its TFLite graph (either lowering)
-    fake-quantized."""
+    """:class:`LayerNorm` with every int8 tensor of its TFLite graph fake-quantized.
+
+    The ``"pool"`` lowering becomes ``"rsqrt"`` here (the same float function): TFLite gives an
+    AVERAGE_POOL_2D its input's scale, which a fake-quantized mean with its own range would not
+    simulate, so a QAT model is tuned, and exported, with MEAN.
+    """
+
+    def __init__(self, *args, **kwargs):
+        if kwargs.get("lowering") == "pool":
+            kwargs["lowering"] = "rsqrt"
+        super().__init__(*args, **kwargs)
 
     def _range_tags(self, input_shape):
         if self.lowering == "l2":
@@ -264,7 +273,7 @@ class QATLayerNorm(_RangeTracked, LayerNorm):
 
     def call(self, x, training=None):
         fq = self._fq
-        mean = fq("mean", ops.mean(x, axis=-1, keepdims=True), training)
+        mean = fq("mean", self._mean(x), training)
         centred = fq("centred", x - mean, training)
         if self.lowering == "l2":
             normed = fake_quant_fixed(self._l2_normalize(centred), 1 / 128, 0)

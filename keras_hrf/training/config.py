@@ -26,6 +26,8 @@ class TrainConfig:
         schedule: ``"cosine"`` (decay to 0 over ``epochs``) or ``"constant"``.
         warmup_epochs: Linear warm-up epochs before the schedule.
         label_smoothing: Label smoothing of the cross-entropy.
+        time_shift: Random time shift of each training example, up to this many frames either
+            way (see :class:`~keras_hrf.training.pipeline.Augmentation`); 0 disables it.
         time_masks: SpecAugment time masks per example.
         time_mask_max: Longest time mask (frames).
         freq_masks: SpecAugment frequency masks per example.
@@ -34,7 +36,8 @@ class TrainConfig:
             :class:`~keras_hrf.training.pipeline.Augmentation`); 0 disables it.
         ema: Decay of an exponential moving average of the weights, per optimiser step (e.g.
             0.998, an average over ~500 steps); the averaged weights are the ones validated,
-            selected, merged and exported. 0 disables it.
+            selected, merged and exported; BatchNorm statistics are then re-estimated for the
+            average (:func:`~keras_hrf.training.pipeline.recalibrate_batch_norm`). 0 disables it.
         selection: Which weights the run keeps: ``"best"`` (the epoch of best validation UA,
             early stopping after ``patience``) or ``"last"`` (the end of the schedule; with
             ``ema`` the final average): one lucky epoch on a few validation speakers cannot pick
@@ -65,6 +68,7 @@ class TrainConfig:
     schedule: str = "cosine"
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
+    time_shift: int = 0
     time_masks: int = 2
     time_mask_max: int = 30
     freq_masks: int = 2
@@ -99,6 +103,8 @@ class TrainConfig:
                 f"kd_temperature must be > 0 and kd_weight >= 0, got {self.kd_temperature!r}, "
                 f"{self.kd_weight!r}"
             )
+        if self.time_shift < 0:
+            raise ValueError(f"time_shift must be >= 0 frames, got {self.time_shift!r}")
         if self.mixup < 0:
             raise ValueError(f"mixup must be >= 0 (0 disables it), got {self.mixup!r}")
         if self.class_balance not in ("weights", "none"):
@@ -129,6 +135,7 @@ class TrainConfig:
     def augmentation(self) -> Augmentation:
         """The augmentation of this run's training pipeline."""
         return Augmentation(
+            time_shift=self.time_shift,
             time_masks=self.time_masks,
             time_mask_max=self.time_mask_max,
             freq_masks=self.freq_masks,

@@ -16,10 +16,14 @@ from keras_hrf.training.metrics import unweighted_accuracy
 
 @dataclasses.dataclass(frozen=True)
 class Augmentation:
-    """Train-time augmentation of each example (stateless, seeded): SpecAugment-style masks and
-    mixup.
+    """Train-time augmentation of each example (stateless, seeded): a random time shift,
+    SpecAugment-style masks and mixup.
 
     Attributes:
+        time_shift: Largest shift of the window in frames (uniform in ``[-s, s]``); the frames
+            it uncovers get the padding value, as an utterance shorter than the window has. 0
+            disables it. It stands in for random crops of a longer utterance: the same content
+            at another offset, which a sliding window on a device sees.
         time_masks: Time masks per example.
         time_mask_max: Longest time mask (frames).
         freq_masks: Frequency masks per example.
@@ -29,6 +33,7 @@ class Augmentation:
             the features, the one-hot targets and the loss weights alike.
     """
 
+    time_shift: int = 0
     time_masks: int = 2
     time_mask_max: int = 30
     freq_masks: int = 2
@@ -38,7 +43,7 @@ class Augmentation:
     @classmethod
     def none(cls) -> Augmentation:
         """No masks, no mixup."""
-        return cls(time_masks=0, freq_masks=0, mixup=0.0)
+        return cls(time_shift=0, time_masks=0, freq_masks=0, mixup=0.0)
 
 
 def sample_weights(y: np.ndarray, num_classes: int, class_balance: str = "weights") -> np.ndarray:
@@ -56,12 +61,39 @@ def sample_weights(y: np.ndarray, num_classes: int, class_balance: str = "weight
     return cw[y].astype(np.float32)
 
 
-def spec_augment(x, seed, cfg: Augmentation):
-    """Stateless (seeded per example) time and frequency masks on one ``[frames, mels]`` example."""
+def time_shift(x, seed, max_shift: int, pad_row):
+    """Shift one ``[frames, mels]`` example by a seeded uniform offset in ``[-max_shift,
+    max_shift]`` frames; uncovered frames become ``pad_row`` ``[mels]``."""
+    import tensorflow as tf
+
+    frames = x.shape[0]
+    shift = tf.random.stateless_uniform([], seed, -max_shift, max_shift + 1, dtype=tf.int32)
+    src = tf.range(frames) - shift  # output frame t shows input frame t - shift
+    inside = (src >= 0) & (src < frames)
+    shifted = tf.gather(x, tf.clip_by_value(src, 0, frames - 1))
+    return tf.where(inside[:, None], shifted, tf.cast(pad_row, x.dtype)[None, :])
+
+
+def spec_augment(x, seed, cfg: Augmentation, pad_row=None):
+    """Stateless (seeded per example) time shift, then time and frequency masks, on one
+    ``[frames, mels]`` example.
+
+    Args:
+        x: The normalised example.
+        seed: Its ``[2]`` stateless seed.
+        cfg: The augmentation.
+        pad_row: ``[mels]`` normalised padding value for the time shift (default zeros).
+    """
     import tensorflow as tf
 
     frames, mels = x.shape
-    seeds = tf.random.experimental.stateless_split(seed, cfg.time_masks + cfg.freq_masks)
+    # The shift's seed comes after the masks' ones, and only when it is on, so that runs without
+    # a shift keep the masks they always had.
+    n_seeds = cfg.time_masks + cfg.freq_masks + (1 if cfg.time_shift else 0)
+    seeds = tf.random.experimental.stateless_split(seed, max(n_seeds, 1))
+    if cfg.time_shift:
+        pad = tf.zeros([mels], x.dtype) if pad_row is None else pad_row
+        x = time_shift(x, seeds[n_seeds - 1], min(cfg.time_shift, frames), pad)
 
     def mask(x, s, axis_len, max_width, axis):
         width = tf.random.stateless_uniform([], s, 0, max_width + 1, dtype=tf.int32)
@@ -80,7 +112,9 @@ def spec_augment(x, seed, cfg: Augmentation):
     return x
 
 
-def train_dataset(x, y_onehot, w, *, batch_size: int, seed: int, augmentation: Augmentation):
+def train_dataset(
+    x, y_onehot, w, *, batch_size: int, seed: int, augmentation: Augmentation, pad_row=None
+):
     """The shuffled, augmented, batched ``tf.data`` pipeline of one run.
 
     Args:
@@ -90,7 +124,9 @@ def train_dataset(x, y_onehot, w, *, batch_size: int, seed: int, augmentation: A
         batch_size: Batch size.
         seed: Seed of the shuffling and of the per-example mask seeds (a new draw each epoch,
             the same sequence for the same seed).
-        augmentation: The masks.
+        augmentation: The shift, masks and mixup.
+        pad_row: ``[mels]`` normalised padding value the time shift fills in (the corpus'
+            padding, e.g. the log floor, through the run's normaliser); default zeros.
 
     Returns:
         A dataset of ``(x, y, w)`` batches.
@@ -98,6 +134,8 @@ def train_dataset(x, y_onehot, w, *, batch_size: int, seed: int, augmentation: A
     import tensorflow as tf
 
     n = len(x)
+    if pad_row is not None:
+        pad_row = tf.constant(np.asarray(pad_row, np.float32))
     ds = tf.data.Dataset.from_tensor_slices((x, y_onehot, w))
     ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     # A deterministic per-example seed stream for the stateless masks (new each epoch).
@@ -106,7 +144,7 @@ def train_dataset(x, y_onehot, w, *, batch_size: int, seed: int, augmentation: A
 
     def aug(item, s):
         xi, yi, wi = item
-        return spec_augment(xi, s, augmentation), yi, wi
+        return spec_augment(xi, s, augmentation, pad_row), yi, wi
 
     ds = ds.map(aug, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch_size)
     if augmentation.mixup > 0:
@@ -137,6 +175,31 @@ def mixup(batch, seed, alpha: float):
         return lam * t + (1.0 - lam) * tf.gather(t, perm)
 
     return mix(x), mix(y), mix(w)
+
+
+def recalibrate_batch_norm(model, x: np.ndarray, batch_size: int, passes: int = 2) -> int:
+    """Re-estimate the moving statistics of every BatchNormalization for the model's current
+    weights: forward passes in training mode over ``x`` (in order, no augmentation).
+
+    Needed after an EMA of the weights is swapped in: the average is of the trainable weights
+    only, so the moving means and variances still describe the raw weights' activations. With
+    momentum 0.9 (:data:`keras_hrf.models.blocks.BN_MOMENTUM`) two passes over ~30 batches
+    leave under 0.5 % of the old statistics.
+
+    Returns:
+        The number of BatchNormalization layers (0: nothing was run).
+    """
+    norms = [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    if not norms:
+        return 0
+    for _ in range(passes):
+        for start in range(0, len(x), batch_size):
+            model(x[start : start + batch_size], training=True)
+    return len(norms)
 
 
 class ValidationUA(keras.callbacks.Callback):

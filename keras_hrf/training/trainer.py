@@ -25,7 +25,12 @@ from keras_hrf import models, reparam
 from keras_hrf.training.config import TrainConfig
 from keras_hrf.training.distillation import DistillationLoss, soften, teacher_logits
 from keras_hrf.training.metrics import classification_metrics
-from keras_hrf.training.pipeline import ValidationUA, sample_weights, train_dataset
+from keras_hrf.training.pipeline import (
+    ValidationUA,
+    recalibrate_batch_norm,
+    sample_weights,
+    train_dataset,
+)
 from keras_hrf.training.qat_finetune import QATConfig, fine_tune
 from keras_hrf.training.results import RunMetrics, RunResult, SplitMetrics
 from keras_hrf.training.splits import split_speakers
@@ -138,6 +143,8 @@ def fit(
         batch_size=config.batch_size,
         seed=config.seed,
         augmentation=config.augmentation,
+        # What a shift uncovers looks like the end of a short utterance: the padding value.
+        pad_row=norm.transform(np.full((feature_params.n_mels,), feature_params.fill_value)),
     )
     bar = tqdm(
         total=config.epochs,
@@ -159,6 +166,9 @@ def fit(
         )
     history = pd.DataFrame(hist.history)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
+    if config.ema:
+        # The average is of the trainable weights; BatchNorm's statistics follow it here.
+        recalibrate_batch_norm(model, x_train, config.batch_size)
 
     merged = reparam.merge(model)
     logits = model.predict(x_test, verbose=0, batch_size=256)

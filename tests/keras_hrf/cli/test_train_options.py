@@ -21,6 +21,7 @@ VALUES = {
     "schedule": ("constant", "constant"),
     "warmup_epochs": ("2", 2),
     "label_smoothing": ("0.1", 0.1),
+    "time_shift": ("20", 20),
     "time_masks": ("1", 1),
     "time_mask_max": ("11", 11),
     "freq_masks": ("3", 3),

@@ -261,6 +261,22 @@ def test_layer_norm_l2_lowering_converts_to_l2_normalization(tiny_data):
         tflite.convert(model, tiny_data, layer_norm="l1")
 
 
+def test_layer_norm_pool_lowering_takes_its_means_as_average_pools(tiny_data):
+    """``"pool"``: every LayerNorm mean is an AVERAGE_POOL_2D (CMSIS-NN runs it much faster
+    than TFLM's MEAN on Cortex-M4); the variances and the classifier's pooling over time stay
+    MEAN. Same float function, both runtimes agree."""
+    model = _perturb(models.build("conformer", "light", input_shape=TINY_SHAPE, num_classes=3))
+    flat = tflite.convert(model, tiny_data, num_samples=16, layer_norm="pool")
+    ops = tflite.parse(flat).op_names
+    norms = [layer for layer in model.layers if isinstance(layer, LayerNorm)]
+    assert ops.count("AVERAGE_POOL_2D") == len(norms) > 0 and ops.count("MEAN") == len(norms) + 1
+    relowered = reparam.set_layer_norm_lowering(model, "pool")
+    np.testing.assert_allclose(
+        relowered.predict(tiny_data, verbose=0), model.predict(tiny_data, verbose=0), atol=1e-4
+    )
+    assert runtime_max_diff(flat, tiny_data[:2]) <= MAX_RUNTIME_DIFF_STEPS
+
+
 # ------------------------------------------------------------------------------ clear errors
 
 

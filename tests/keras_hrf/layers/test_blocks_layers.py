@@ -7,7 +7,7 @@ import pytest
 from keras_hrf.layers import GLU, LayerNorm, MultiHeadAttentionCore
 
 
-@pytest.mark.parametrize("lowering", ["rsqrt", "l2"])
+@pytest.mark.parametrize("lowering", ["rsqrt", "l2", "pool"])
 def test_layer_norm_matches_keras_layer_normalization(lowering):
     x = np.random.default_rng(0).normal(2, 3, size=(2, 5, 8)).astype("float32")
     ours = LayerNorm(epsilon=1e-5, lowering=lowering)
@@ -19,6 +19,8 @@ def test_layer_norm_matches_keras_layer_normalization(lowering):
     ours.set_weights([g, b])
     ref.set_weights([g, b])
     np.testing.assert_allclose(ours(x).numpy(), ref(x).numpy(), atol=1e-5)
+    x2 = x[:, 0]  # (B, d): the pool lowering pools a (B, 1, d, 1) view
+    np.testing.assert_allclose(ours(x2).numpy(), ref(x2).numpy(), atol=1e-5)
     clone = LayerNorm.from_config(ours.get_config())
     assert clone.epsilon == 1e-5 and clone.lowering == lowering
     with pytest.raises(ValueError, match="lowering"):

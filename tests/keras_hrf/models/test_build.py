@@ -95,6 +95,7 @@ def test_seed_makes_weights_reproducible():
         (dict(family="conformer", hrf={"width": 3}), "unknown option"),
         (dict(family="conformer", n_layers=3), "unknown hyper-parameter"),
         (dict(family="conv_transformer", activation="gelu"), "TFLite Micro"),
+        (dict(family="conformer", activation="gelu"), "'silu' or 'relu'"),
     ],
 )
 def test_clear_errors(kwargs, match):
@@ -172,3 +173,19 @@ def test_batch_norm_statistics_follow_a_small_corpus_within_one_epoch():
         m = models.build(family, "light", input_shape=SHAPE)
         bns = [la for la in m.layers if isinstance(la, keras.layers.BatchNormalization)]
         assert bns and all(la.momentum == bn.momentum for la in bns)
+
+
+def test_conformer_relu_keeps_only_the_glu_sigmoid():
+    """``activation="relu"``: the FFNs and the convolution module lose their SiLU (a LOGISTIC
+    and a MUL per element on a microcontroller); the GLU's sigmoid stays. Same parameters."""
+    silu = models.build("conformer", "light", input_shape=SHAPE)
+    relu = models.build("conformer", "light", input_shape=SHAPE, activation="relu")
+
+    def sigmoids(model):
+        acts = [ly for ly in model.layers if isinstance(ly, keras.layers.Activation)]
+        dense = [ly for ly in model.layers if isinstance(ly, keras.layers.Dense)]
+        names = [keras.activations.serialize(ly.activation) for ly in acts + dense]
+        return sum("silu" in str(n) for n in names)
+
+    assert sigmoids(silu) >= 3 and sigmoids(relu) == 0
+    assert relu.count_params() == silu.count_params()

@@ -140,6 +140,66 @@ def test_mixup_is_deterministic_for_a_seed_and_mixes_targets_and_weights():
         assert np.all((wb >= 0.5 - 1e-6) & (wb <= 1.5 + 1e-6))
 
 
+def test_time_shift_moves_the_window_and_fills_with_the_padding_row():
+    """Each example is its input moved by one offset in [-s, s], the uncovered frames equal to
+    the padding row; the same seed gives the same shifts, and the masks of runs without a shift
+    are unchanged by the option's existence."""
+    from keras_hrf.training.pipeline import Augmentation, train_dataset
+
+    frames, mels, s = 40, 3, 6
+    x = np.tile(np.arange(frames, dtype="float32")[None, :, None], (16, 1, mels)) + 1.0
+    y = np.eye(2, dtype="float32")[np.arange(16) % 2]
+    w = np.ones(16, "float32")
+    pad = np.array([-7.0, -8.0, -9.0], "float32")
+    aug = Augmentation(time_shift=s, time_masks=0, freq_masks=0)
+
+    def run(seed, augmentation=aug):
+        ds = train_dataset(
+            x, y, w, batch_size=16, seed=seed, augmentation=augmentation, pad_row=pad
+        )
+        return next(iter(ds))[0].numpy()
+
+    out = run(5)
+    shifts = set()
+    for ex in out:
+        inside = ex[:, 0] > 0
+        starts = ex[inside, 0] - 1 - np.flatnonzero(inside)  # source frame - output frame
+        assert len(set(starts.tolist())) == 1  # one offset per example
+        shift = -int(starts[0])
+        assert abs(shift) <= s and inside.sum() == frames - abs(shift)
+        uncovered = np.broadcast_to(pad, (frames - inside.sum(), mels))
+        np.testing.assert_array_equal(ex[~inside], uncovered)
+        shifts.add(shift)
+    assert len(shifts) > 3  # offsets differ between examples
+    np.testing.assert_array_equal(out, run(5))
+    masks = Augmentation(time_shift=0, time_masks=2, freq_masks=1)
+    np.testing.assert_array_equal(run(5, masks), run(5, masks))
+    with pytest.raises(ValueError, match="time_shift"):
+        TrainConfig(time_shift=-1)
+
+
+def test_batch_norm_recalibration_follows_the_current_weights():
+    """After recalibration the moving mean of a BatchNorm is the mean of its input over the data
+    (what EMA weights need: the average leaves the statistics of the raw weights behind)."""
+    import keras
+
+    from keras_hrf.training.pipeline import recalibrate_batch_norm
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((6,))
+    dense = keras.layers.Dense(4, name="d")
+    out = keras.layers.BatchNormalization(momentum=0.9, name="bn")(dense(inp))
+    model = keras.Model(inp, out)
+    x = np.random.default_rng(0).normal(2.0, 1.0, size=(2048, 6)).astype("float32")
+    bn = model.get_layer("bn")
+    assert np.allclose(bn.moving_mean.numpy(), 0.0)
+    assert recalibrate_batch_norm(model, x, batch_size=32, passes=2) == 1
+    target = dense(x).numpy().mean(0)
+    np.testing.assert_allclose(bn.moving_mean.numpy(), target, atol=0.05 * np.abs(target).max())
+    plain = keras.Sequential([keras.Input((6,)), keras.layers.Dense(2)])
+    assert recalibrate_batch_norm(plain, x, batch_size=32) == 0
+
+
 def test_ema_weights_are_what_is_merged_and_exported(synthetic_features, split, tiny):
     """With ``ema`` the kept weights are the average: the merged model predicts what the EMA
     model does, and the average differs from the raw last weights."""
