@@ -42,13 +42,15 @@ PRESETS = {
         strides=((2, 2), (1, 1), (2, 1), (1, 1)),
         dropout=0.1,
     ),
-    # Arm's DS-CNN width (64 channels from the first layer on) and two more blocks.
+    # ~2.5x light's parameters and MACs (Arm's DS-CNN width of 64 from the first block on, the
+    # first map kept at 75 x 32): the former 273 K-parameter preset, with a 150 x 32 x 64 first
+    # map, took ~9x light's time per epoch.
     "large": dict(
-        first_filters=64,
+        first_filters=24,
         first_kernel=(10, 4),
-        first_strides=(2, 2),
-        filters=(96, 160, 192, 256, 256, 320),
-        strides=((2, 2), (1, 1), (2, 2), (1, 1), (2, 2), (1, 1)),
+        first_strides=(4, 2),
+        filters=(64, 96, 160, 192, 256),
+        strides=((2, 2), (1, 1), (2, 2), (1, 1), (1, 1)),
         dropout=0.2,
     ),
 }
