@@ -11,6 +11,11 @@ from pathlib import Path
 
 import pytest
 
+# Exports in tests build no firmware unless a test asks for it (firmware=...): with the toolchain
+# present, "auto" would build and run it for every export of every test (tens of seconds each).
+# tests/keras_hrf/export/test_firmware_report.py tests the default itself.
+os.environ.setdefault("KERAS_HRF_FIRMWARE", "off")
+
 #: Environment variable that points at the RAVDESS copy (../shared/data/ravdess_speech_16k);
 #: tests that need real data skip only when it is unset.
 RAVDESS_ENV = "KERAS_HRF_RAVDESS"

@@ -38,6 +38,8 @@ FILES = {
     "frontend_c": "frontend_tables.c",
     "meta": META_NAME,
     "report": "REPORT.md",
+    "tensor_names": "tensor_names.json",
+    "firmware": "firmware.json",
 }
 
 #: Keys ``model_meta.json`` must have (dotted = nested), checked by :meth:`ModelMeta.from_dict`.
@@ -108,14 +110,27 @@ class ArenaSpec:
     """TFLite Micro arena of the model.
 
     Attributes:
-        min_bytes: The smallest arena measured to work.
+        min_bytes: The smallest arena measured to work: TFLM's ``arena_used_bytes()`` on a
+            32-bit Cortex-M build where the export could run one (CMSIS-NN kernels and their
+            scratch buffers), else the smallest arena the 64-bit host interpreter accepts.
         recommended_bytes: What the firmware should allocate.
         measured_with: Where ``min_bytes`` was measured.
+        host_min_bytes: The 64-bit host interpreter's minimum (None if not measured).
+        host_recommended_bytes: The arena for a 64-bit build (the Python TFLM interpreter, a
+            host firmware): TFLM's records hold pointers, so it needs more than a
+            microcontroller. None: ``recommended_bytes`` serves both.
     """
 
     min_bytes: int
     recommended_bytes: int
     measured_with: str = ""
+    host_min_bytes: int | None = None
+    host_recommended_bytes: int | None = None
+
+    @property
+    def host_bytes(self) -> int:
+        """The arena for a 64-bit build."""
+        return self.host_recommended_bytes or self.recommended_bytes
 
     @classmethod
     def from_dict(cls, d: Mapping) -> ArenaSpec:
@@ -123,6 +138,12 @@ class ArenaSpec:
             min_bytes=int(d["min_bytes"]),
             recommended_bytes=int(d["recommended_bytes"]),
             measured_with=str(d.get("measured_with", "")),
+            host_min_bytes=None if d.get("host_min_bytes") is None else int(d["host_min_bytes"]),
+            host_recommended_bytes=(
+                None
+                if d.get("host_recommended_bytes") is None
+                else int(d["host_recommended_bytes"])
+            ),
         )
 
     def to_dict(self) -> dict:
@@ -202,8 +223,13 @@ class ModelMeta:
 
     @property
     def arena_bytes(self) -> int:
-        """Recommended TFLM arena."""
+        """Recommended TFLM arena on the device (32-bit where measured there)."""
         return self.arena.recommended_bytes
+
+    @property
+    def host_arena_bytes(self) -> int:
+        """The TFLM arena of a 64-bit build: the Python interpreter, a host firmware."""
+        return self.arena.host_bytes
 
     @property
     def raw(self) -> dict:

@@ -212,7 +212,7 @@ def classify_stream(
     hop_rows = max(1, round(hop * params.sample_rate / params.hop_length))
     n_windows = 1 + (len(rows) - params.frames) // hop_rows
 
-    interpreter = tflm_interpreter(flat_path.read_bytes(), meta.arena_bytes)
+    interpreter = tflm_interpreter(flat_path.read_bytes(), meta.host_arena_bytes)  # 64-bit
     outputs = []
     with capture_output():  # TFLM prints through MicroPrintf; keep the CLI's output clean
         for j in range(n_windows):

@@ -27,7 +27,7 @@ from keras_hrf.device.meta import (
     ModelMeta,
     TensorSpec,
 )
-from keras_hrf.export import csource, frontend_tables
+from keras_hrf.export import csource, firmware_report, flatbuffer, frontend_tables, slim
 from keras_hrf.export.converter import convert
 from keras_hrf.export.flatbuffer import ConversionError
 from keras_hrf.export.runtime_check import CheckReport, run_check
@@ -48,6 +48,7 @@ class ExportResult:
         meta: The ``model_meta.json`` content.
         int8_bytes: The int8 flatbuffer (as in ``model_int8.tflite``).
         float32_bytes: The float32 flatbuffer.
+        firmware: The firmware measurements (None where no target was built).
     """
 
     out_dir: Path
@@ -56,6 +57,7 @@ class ExportResult:
     meta: ModelMeta
     int8_bytes: bytes
     float32_bytes: bytes
+    firmware: firmware_report.FirmwareReport | None = None
 
 
 def versions() -> dict[str, str]:
@@ -118,6 +120,10 @@ def export(
     num_samples: int = 200,
     seed: int = 0,
     layer_norm: str | None = None,
+    strip_names: bool = True,
+    firmware: Sequence[str] | str | None = "auto",
+    firmware_inputs: int = 32,
+    trees=None,
 ) -> ExportResult:
     """Convert, check and write everything a device needs into ``out_dir``.
 
@@ -150,6 +156,18 @@ def export(
             :mod:`keras_hrf.layers.layer_norm`; the float function is unchanged); ``None``
             keeps the model's own.
         seed: Seed of the calibration subset and of the default check samples.
+        strip_names: Remove the internal tensor names from the int8 flatbuffer (TFLM and
+            LiteRT never read them; 8 % of a light model's flash), writing them to
+            ``tensor_names.json`` instead (:mod:`keras_hrf.export.slim`).
+        firmware: Targets to build and run the real firmware on (``"host"``, ``"m4"``,
+            ``"m55"``; :mod:`keras_hrf.export.firmware_report`): their measurements go into
+            ``REPORT.md`` and ``firmware.json``, and the arena measured on Cortex-M becomes the
+            recommended one. ``"auto"`` (default): every target (or those of
+            ``$KERAS_HRF_FIRMWARE``: ``off`` or e.g. ``m4,m55``) whose tools and trees are
+            present (see ``trees``), skipped silently where none is; ``None``: none.
+        firmware_inputs: How many of the checked samples (evenly spaced) the firmware runs.
+        trees: :class:`keras_hrf.device.firmware.Trees` (default: from the environment,
+            ``KERAS_HRF_TFLM_TREE`` / ``KERAS_HRF_TFLM_TREE_CORTEX_M``).
 
     Returns:
         An :class:`ExportResult`.
@@ -177,6 +195,9 @@ def export(
     int8 = convert(
         model, representative_data, "int8", merge=merge, num_samples=num_samples, seed=seed
     )
+    tensor_names = None
+    if strip_names:
+        int8, tensor_names = slim.strip_tensor_names(int8)
     deployed = reparam.merge(model) if had_hrf else model
     float32 = convert(deployed, None, "float32")
 
@@ -212,71 +233,86 @@ def export(
             {layer.lowering for layer in deployed.layers if isinstance(layer, LayerNorm)}
         ),
     }
-    meta = ModelMeta(
-        schema_version=META_SCHEMA_VERSION,
-        labels=tuple(labels),
-        feature_params=feature_params,
-        normalizer=normalizer,
-        input=TensorSpec.from_dict(report.input),
-        output=TensorSpec.from_dict(report.output),
-        arena=ArenaSpec(
-            min_bytes=report.arena_min,
-            recommended_bytes=report.arena_recommended,
-            measured_with="tflite_micro host interpreter (reference kernels, 64-bit)",
-        ),
-        ops=tuple(report.op_set),
-        op_counts=report.op_counts,
-        sizes={
-            "int8_bytes": len(int8),
-            "float32_bytes": len(float32),
-            "weight_bytes": report.weight_bytes,
-        },
-        macs=report.macs,
-        check={
-            "num_samples": report.num_samples,
-            "litert_tflm_max_diff_int8_steps": report.litert_tflm_max_diff,
-            "argmax_agreement_with_float": report.argmax_agreement,
-            "float_max_abs_diff": report.float_max_abs_diff,
-        },
-        example={
-            # Index into the checked samples, or into representative_data when none were given.
-            "source": sample_source,
-            "sample_index": example if sample_rows is None else int(sample_rows[example]),
-            "expected_index": expected,
-            "expected_label": labels[expected],
-        },
-        files=dict(FILES),
-        sha256={
-            FILES["int8"]: hashlib.sha256(int8).hexdigest(),
-            FILES["float32"]: hashlib.sha256(float32).hexdigest(),
-        },
-        origin={**derived, **origin},
-        created_with=versions(),
+
+    def make_meta(arena: ArenaSpec, files: dict[str, str]) -> ModelMeta:
+        return ModelMeta(
+            schema_version=META_SCHEMA_VERSION,
+            labels=tuple(labels),
+            feature_params=feature_params,
+            normalizer=normalizer,
+            input=TensorSpec.from_dict(report.input),
+            output=TensorSpec.from_dict(report.output),
+            arena=arena,
+            ops=tuple(report.op_set),
+            op_counts=report.op_counts,
+            sizes={
+                "int8_bytes": len(int8),
+                "float32_bytes": len(float32),
+                "weight_bytes": report.weight_bytes,
+                "int8_breakdown": slim.size_breakdown(int8),
+            },
+            macs=report.macs,
+            check={
+                "num_samples": report.num_samples,
+                "litert_tflm_max_diff_int8_steps": report.litert_tflm_max_diff,
+                "argmax_agreement_with_float": report.argmax_agreement,
+                "float_max_abs_diff": report.float_max_abs_diff,
+            },
+            example={
+                # Index into the checked samples, or into representative_data when none were given.
+                "source": sample_source,
+                "sample_index": example if sample_rows is None else int(sample_rows[example]),
+                "expected_index": expected,
+                "expected_label": labels[expected],
+            },
+            files=files,
+            sha256={
+                FILES["int8"]: hashlib.sha256(int8).hexdigest(),
+                FILES["float32"]: hashlib.sha256(float32).hexdigest(),
+            },
+            origin={**derived, **origin},
+            created_with=versions(),
+        )
+
+    host_arena = ArenaSpec(
+        min_bytes=report.arena_min,
+        recommended_bytes=report.arena_recommended,
+        measured_with="the smallest arena the tflite_micro host interpreter accepts (reference "
+        "kernels, 64-bit), plus 10 % and 16 bytes, rounded up to 1 KiB",
+        host_min_bytes=report.arena_min,
     )
-    meta_text = meta.to_json()  # a non-JSON origin fails here, before anything is written
+    roles = [r for r in FILES if r not in ("tensor_names", "firmware")]
+    roles += ["tensor_names"] if tensor_names is not None else []
+    meta = make_meta(host_arena, {r: FILES[r] for r in roles})
+    meta.to_json()  # a non-JSON origin fails here, before anything is written
+
+    def c_header(arena: ArenaSpec) -> str:
+        return csource.model_data_h(
+            num_bytes=len(int8),
+            arena_bytes=arena.recommended_bytes,
+            arena_min=arena.min_bytes,
+            arena_source=arena.measured_with,
+            host_arena_bytes=arena.host_recommended_bytes,
+            host_arena_min=arena.host_min_bytes,
+            input_shape=report.input["shape"],
+            input_scale=in_scale,
+            input_zero_point=in_zero,
+            output_scale=report.output["scale"],
+            output_zero_point=report.output["zero_point"],
+            num_classes=len(labels),
+        )
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         texts = {
-            "c_header": csource.model_data_h(
-                num_bytes=len(int8),
-                arena_bytes=report.arena_recommended,
-                arena_min=report.arena_min,
-                input_shape=report.input["shape"],
-                input_scale=in_scale,
-                input_zero_point=in_zero,
-                output_scale=report.output["scale"],
-                output_zero_point=report.output["zero_point"],
-                num_classes=len(labels),
-            ),
+            "c_header": c_header(host_arena),
             "c_source": csource.model_data_cc(int8, labels),
-            "op_resolver": csource.op_resolver_h(report.op_set),
+            "op_resolver": csource.op_resolver_h(report.op_set, flatbuffer.parse(int8).int8_ops),
             "example_input": csource.example_input_h(
                 q_samples[example], expected, labels[expected]
             ),
-            "report": _report_md(report, meta),
             # The CMSIS-DSP front-end's tables, from the same document as model_meta.json.
             **frontend_tables.sources(meta.to_dict()),
         }
@@ -284,20 +320,111 @@ def export(
         (tmp / FILES["float32"]).write_bytes(float32)
         for role, text in texts.items():
             (tmp / FILES[role]).write_text(text, encoding="utf-8")
+        if tensor_names is not None:
+            reports.atomic_write_json(tmp / FILES["tensor_names"], tensor_names)
+        pick = np.unique(np.linspace(0, len(q_samples) - 1, firmware_inputs).round().astype(int))
+        fw, arena = _measure_firmware(
+            tmp,
+            firmware,
+            trees,
+            q_samples[pick],
+            tflm_out[pick],
+            report,
+            int8,
+            c_header,
+            host_arena,
+        )
+        if fw is not None:
+            meta = make_meta(arena, {r: FILES[r] for r in [*roles, "firmware"]})
+            reports.atomic_write_json(tmp / FILES["firmware"], fw.to_dict())
+        (tmp / FILES["report"]).write_text(
+            _report_md(report, meta) + ("\n" + fw.to_markdown() if fw is not None else ""),
+            encoding="utf-8",
+        )
         # The metadata last: a folder with model_meta.json is complete.
-        (tmp / FILES["meta"]).write_text(meta_text, encoding="utf-8")
+        (tmp / FILES["meta"]).write_text(meta.to_json(), encoding="utf-8")
         _swap_in(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return ExportResult(
         out_dir=out,
-        files={role: out / name for role, name in FILES.items()},
+        files={role: out / name for role, name in meta.files.items()},
         report=report,
         meta=meta,
         int8_bytes=int8,
         float32_bytes=float32,
+        firmware=fw,
     )
+
+
+#: Environment variable for ``export(firmware="auto")``: ``off``, or comma-separated targets
+#: (default: all of :data:`keras_hrf.device.firmware.TARGETS`).
+ENV_FIRMWARE = "KERAS_HRF_FIRMWARE"
+
+
+def auto_targets() -> tuple[str, ...]:
+    """The targets ``firmware="auto"`` tries: ``$KERAS_HRF_FIRMWARE`` or every target."""
+    from keras_hrf.device import firmware as fw_mod
+
+    value = os.environ.get(ENV_FIRMWARE, "").strip()
+    if not value:
+        return tuple(fw_mod.TARGETS)
+    if value.lower() in ("off", "0", "no", "none"):
+        return ()
+    targets = tuple(t.strip() for t in value.split(",") if t.strip())
+    bad = [t for t in targets if t not in fw_mod.TARGETS]
+    if bad:
+        raise ValueError(
+            f"{ENV_FIRMWARE}={value!r}: unknown target(s) {bad}; use off or some of "
+            f"{', '.join(fw_mod.TARGETS)}"
+        )
+    return targets
+
+
+def _measure_firmware(tmp, targets, trees, q_samples, tflm_out, report, int8, c_header, arena):
+    """Firmware measurements of the export in ``tmp`` and the arena to recommend: ``(None,
+    arena)`` if no target could be built.
+
+    The harness runs with the host-recommended arena; the Cortex-M measurement then sets the
+    recommended one, ``model_data.h`` is rewritten with it, and ``main.cc`` is built again with
+    it for the flash and RAM figures.
+    """
+    from keras_hrf.device import firmware as fw_mod
+
+    if targets is None or (not isinstance(targets, str) and not targets):
+        return None, arena
+    trees = trees or fw_mod.Trees.from_env()
+    auto = isinstance(targets, str)
+    if auto and targets != "auto":
+        raise ValueError(f"firmware must be 'auto', None or a list of targets, got {targets!r}")
+    wanted = auto_targets() if auto else tuple(targets)
+    todo, skipped = firmware_report.available(wanted, trees)
+    if not todo and auto:
+        return None, arena
+    kwargs = dict(
+        targets=todo,
+        trees=trees,
+        macs=report.macs,
+        weight_bytes=report.weight_bytes,
+        flatbuffer=slim.size_breakdown(int8),
+    )
+    measured = firmware_report.measure(tmp, q_samples, tflm_out, **kwargs, footprint=False)
+    final = arena
+    if measured.arena_32bit is not None:
+        final = ArenaSpec(
+            min_bytes=measured.arena_32bit,
+            recommended_bytes=firmware_report.recommended_arena_32bit(measured.arena_32bit),
+            measured_with="arena_used_bytes() of the Cortex-M firmware (CMSIS-NN, 32-bit; QEMU "
+            + ", ".join(t for t in measured.targets if t != "host")
+            + "), plus 2 % and 16 bytes, rounded up to 1 KiB",
+            host_min_bytes=arena.min_bytes,
+            host_recommended_bytes=arena.recommended_bytes,
+        )
+        (tmp / FILES["c_header"]).write_text(c_header(final), encoding="utf-8")
+    # With the final arena: the self-test must still pass, and main.cc's flash / RAM.
+    measured = firmware_report.add_footprints(measured, tmp, trees)
+    return dataclasses.replace(measured, skipped={**skipped, **measured.skipped}), final
 
 
 def _swap_in(tmp: Path, out: Path) -> None:

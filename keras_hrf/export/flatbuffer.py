@@ -227,6 +227,24 @@ class FlatbufferInfo:
         return sorted(set(self.op_names))
 
     @property
+    def int8_ops(self) -> list[str]:
+        """Distinct ops every instance of which reads and writes int8 tensors only (weights
+        included; int32 biases and shape constants aside): those may be registered with TFLM's
+        int8-only kernel variants (``Register_CONV_2D_INT8()``...), which link less code."""
+        mixed = set()
+        for op in self.ops:
+            ids = [i for i in op.inputs + op.outputs if i >= 0]
+            dtypes = {self.tensors[i].dtype for i in ids if not self.tensors[i].is_constant}
+            weights = {
+                self.tensors[i].dtype
+                for i in ids
+                if self.tensors[i].is_constant and self.tensors[i].dtype != "INT32"
+            }
+            if dtypes != {"INT8"} or not weights <= {"INT8"}:
+                mixed.add(op.name)
+        return sorted(set(self.op_names) - mixed)
+
+    @property
     def op_counts(self) -> dict[str, int]:
         """How often each op occurs, most frequent first."""
         return dict(collections.Counter(self.op_names).most_common())

@@ -7,6 +7,7 @@ atomic write, so a run folder is complete (models, metrics with ``int8``, ``devi
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import keras
@@ -71,6 +72,18 @@ def _origin(config: TrainConfig, metrics: RunMetrics, data: dict | None = None) 
     return origin
 
 
+def run_firmware_targets():
+    """What a run's export measures on real firmware: ``$KERAS_HRF_FIRMWARE`` if set, else the
+    Cortex-M4 alone where its toolchain is present (~15 s a run; all three targets would triple
+    it), else nothing."""
+    from keras_hrf.device import firmware
+    from keras_hrf.export.artifacts import ENV_FIRMWARE
+
+    if os.environ.get(ENV_FIRMWARE, "").strip():
+        return "auto"
+    return ("m4",) if firmware.missing("m4", firmware.Trees.from_env()) is None else None
+
+
 def device_figures(
     merged: keras.Model,
     device_dir: Path,
@@ -99,8 +112,17 @@ def device_figures(
         origin=origin,
         samples=x_test,
         overwrite=True,
+        firmware=run_firmware_targets(),
     )
     figures = exported.report.to_dict()
+    if exported.firmware is not None:
+        figures["firmware"] = {
+            t: {
+                k: f.to_dict()[k]
+                for k in ("arena_used", "instructions", "flash_total", "ram_total", "identical")
+            }
+            for t, f in exported.firmware.targets.items()
+        }
     y_int8 = predict(exported.int8_bytes, x_test).argmax(-1)
     m = classification_metrics(y_true, y_int8, labels)
     figures["test"] = {k: m[k] for k in ("wa", "ua", "macro_f1")}

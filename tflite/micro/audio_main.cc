@@ -20,7 +20,8 @@
 // Audio input: ReadAudio() below. The host build reads raw 16 kHz mono little-endian int16 PCM
 // from stdin, e.g.
 //   sox speech.wav -t raw -r 16000 -b 16 -c 1 -e signed - | ./keras_hrf_audio
-// On a board, define KERAS_HRF_EXTERNAL_AUDIO and implement ReadAudio() on the microphone
+// Under QEMU (no stdin), build with -DKERAS_HRF_AUDIO_FILE='"audio.raw"' to read that host file
+// over semihosting. On a board, define KERAS_HRF_EXTERNAL_AUDIO and implement ReadAudio() on the microphone
 // driver (e.g. an I2S/PDM DMA callback that fills a queue).
 
 #include <math.h>
@@ -30,6 +31,7 @@
 
 #include "arm_math.h"
 #include "frontend_tables.h"
+#include "log_setup.h"
 #include "model_data.h"
 #include "op_resolver.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
@@ -51,8 +53,14 @@
 #define KERAS_HRF_STREAM_SMOOTH 3
 #endif
 
-// Fills `buffer` with up to `max_samples` samples; returns how many (0 = end of stream).
+// Fills `buffer` with up to `max_samples` samples; returns how many (0 = end of stream, negative
+// = the input cannot be read).
 int ReadAudio(int16_t* buffer, int max_samples);
+
+// arm_mfcc_init_<N_FFT>_f32 (two levels so that the macro's value, not its name, is pasted).
+#define KERAS_HRF_MFCC_INIT_N(n) arm_mfcc_init_##n##_f32
+#define KERAS_HRF_MFCC_INIT_EXPAND(n) KERAS_HRF_MFCC_INIT_N(n)
+#define KERAS_HRF_MFCC_INIT KERAS_HRF_MFCC_INIT_EXPAND(KERAS_HRF_FRONTEND_N_FFT)
 
 namespace {
 
@@ -94,7 +102,9 @@ class FeatureRing {
 class AudioFrontend {
  public:
   bool Init() {
-    return arm_mfcc_init_f32(&mfcc_, kNFft, kMels, kMels, g_frontend_dct_identity,
+    // The size-specific init links the FFT tables of N_FFT only (~10 KB on Cortex-M4);
+    // arm_mfcc_init_f32 links those of every size (~84 KB) for the same result.
+    return KERAS_HRF_MFCC_INIT(&mfcc_, kMels, kMels, g_frontend_dct_identity,
                              g_frontend_filter_pos, g_frontend_filter_len,
                              g_frontend_filter_coefs, g_frontend_window) == ARM_MATH_SUCCESS;
   }
@@ -177,14 +187,23 @@ FeatureRing g_rows;
 }  // namespace
 
 #ifndef KERAS_HRF_EXTERNAL_AUDIO
+// stdin, or the file KERAS_HRF_AUDIO_FILE names (e.g. -DKERAS_HRF_AUDIO_FILE='"audio.raw"' under
+// QEMU, where semihosting opens it on the host).
 int ReadAudio(int16_t* buffer, int max_samples) {
-  return static_cast<int>(fread(buffer, sizeof(int16_t), static_cast<size_t>(max_samples), stdin));
+#if defined(KERAS_HRF_AUDIO_FILE)
+  static FILE* audio = fopen(KERAS_HRF_AUDIO_FILE, "rb");
+  if (audio == nullptr) return -1;
+#else
+  FILE* audio = stdin;
+#endif
+  return static_cast<int>(fread(buffer, sizeof(int16_t), static_cast<size_t>(max_samples), audio));
 }
 #endif
 
 int main(int argc, char* argv[]) {
   (void)argc;
   (void)argv;
+  keras_hrf::SetupLog();  // cortex_m_generic prints nothing without it
   tflite::InitializeTarget();
 
   const tflite::Model* model = tflite::GetModel(g_model_data);
@@ -211,7 +230,7 @@ int main(int argc, char* argv[]) {
     return 1;
   }
   if (!g_frontend.Init()) {
-    MicroPrintf("arm_mfcc_init_f32 failed (N_FFT %d not supported by this CMSIS-DSP build?)",
+    MicroPrintf("arm_mfcc_init_%d_f32 failed (N_FFT not supported by this CMSIS-DSP build?)",
                 kNFft);
     return 1;
   }
@@ -241,6 +260,10 @@ int main(int argc, char* argv[]) {
                 label != last_label ? "  <- change" : "");
     last_label = label;
     ++windows;
+  }
+  if (n < 0) {
+    MicroPrintf("cannot read the audio input");
+    return 1;
   }
   MicroPrintf("%d windows classified", windows);
   return 0;

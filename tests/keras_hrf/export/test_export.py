@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+from support.models import perturb
+from support.tflm import include_args, needs_gxx, needs_tflm
 
 from keras_hrf import models, reparam, tflite
 from keras_hrf.experiments.quant_study import runtime_max_diff
@@ -25,7 +26,6 @@ from keras_hrf.export import csource
 from keras_hrf.export import runtime_check as check_mod
 from keras_hrf.layers import LayerNorm
 
-STUBS = Path(__file__).parent / "stubs"
 MAIN_CC = Path(__file__).parents[3] / "tflite" / "micro" / "main.cc"
 TINY_SHAPE = (40, 16)
 FAMILIES = list(models.FAMILIES)
@@ -40,63 +40,6 @@ MAX_RUNTIME_DIFF_STEPS = 10
 
 
 # ------------------------------------------------------------------------------------ fixtures
-
-
-@pytest.fixture(scope="session")
-def corpus(synthetic_features):
-    """Normalised synthetic features, labels, and what produced them."""
-    from data_prep.features import Normalizer
-
-    feats, manifest, params = synthetic_features
-    normalizer = Normalizer.fit(feats, params)
-    labels = sorted(manifest["emotion"].unique())
-    y = np.array([labels.index(e) for e in manifest["emotion"]])
-    return {
-        "x": normalizer.transform(feats),
-        "y": y,
-        "labels": labels,
-        "manifest": manifest,
-        "params": params,
-        "normalizer": normalizer,
-    }
-
-
-def _train(model, x, y):
-    # A few optimiser steps so that weights (and activation ranges) are not the initial ones.
-    # Eagerly: for 4 steps, tracing the train step would cost 3-4x the steps themselves.
-    model.compile(
-        optimizer=keras.optimizers.Adam(1e-3),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        run_eagerly=True,
-    )
-    model.fit(x, y, batch_size=16, epochs=1, steps_per_epoch=4, verbose=0)
-    return model
-
-
-def _perturb(model, seed=1):
-    # An independent plain model with no zero biases / unit gains left: the converter shares
-    # identical constant buffers, which would make an untrained model's flatbuffer smaller.
-    rng = np.random.default_rng(seed)
-    model.set_weights([w + 0.01 * rng.standard_normal(w.shape) for w in model.get_weights()])
-    return model
-
-
-@pytest.fixture(scope="session")
-def light(corpus):
-    """Per family: trained+merged HRF light model, a plain light model, their int8 models."""
-    x, y, n = corpus["x"], corpus["y"], len(corpus["labels"])
-    out = {}
-    for family in FAMILIES:
-        hrf = _train(models.build(family, "light", hrf=True, num_classes=n, seed=0), x, y)
-        merged = reparam.merge(hrf)
-        plain = _perturb(models.build(family, "light", num_classes=n, seed=1))
-        out[family] = {
-            "merged": merged,
-            "plain": plain,
-            "int8": tflite.convert(merged, x, num_samples=48),
-            "plain_int8": tflite.convert(plain, x, num_samples=8),  # ops and size only
-        }
-    return out
 
 
 @pytest.fixture(scope="session")
@@ -152,13 +95,11 @@ def _cc_array(text: str, name: str) -> bytes:
 
 def _compile(source: Path, *include_dirs: Path) -> None:
     cmd = ["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-c", str(source), "-o", os.devnull]
-    for d in (*include_dirs, STUBS):
+    for d in include_dirs:
         cmd += ["-I", str(d)]
+    cmd += include_args()
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-
-
-needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
 
 
 # ---------------------------------------------------------------------------- light presets
@@ -212,7 +153,7 @@ def test_every_preset_fits_the_budget_its_name_promises(family, size, light, cor
     if size == "light":
         flat = light[family]["plain_int8"]
     else:
-        model = _perturb(models.build(family, size, num_classes=len(corpus["labels"]), seed=1))
+        model = perturb(models.build(family, size, num_classes=len(corpus["labels"]), seed=1))
         flat = tflite.convert(model, corpus["x"], num_samples=8)
     budget = models.BUDGETS[size]
     assert tflite.parse(flat).input.shape[1:3] == (300, 64)
@@ -245,7 +186,7 @@ def test_layer_norm_l2_lowering_converts_to_l2_normalization(tiny_data):
 
     The conformer: it has LayerNorms after residual adds, in the FFN and in the convolution
     module (all three families convert the same way: measured on RAVDESS, QUANT.md)."""
-    model = _perturb(models.build("conformer", "light", input_shape=TINY_SHAPE, num_classes=3))
+    model = perturb(models.build("conformer", "light", input_shape=TINY_SHAPE, num_classes=3))
     flat = tflite.convert(model, tiny_data, num_samples=16, layer_norm="l2")
     ops = tflite.parse(flat).op_names
     norms = [layer for layer in model.layers if isinstance(layer, LayerNorm)]
@@ -265,7 +206,7 @@ def test_layer_norm_pool_lowering_takes_its_means_as_average_pools(tiny_data):
     """``"pool"``: every LayerNorm mean is an AVERAGE_POOL_2D (CMSIS-NN runs it much faster
     than TFLM's MEAN on Cortex-M4); the variances and the classifier's pooling over time stay
     MEAN. Same float function, both runtimes agree."""
-    model = _perturb(models.build("conformer", "light", input_shape=TINY_SHAPE, num_classes=3))
+    model = perturb(models.build("conformer", "light", input_shape=TINY_SHAPE, num_classes=3))
     flat = tflite.convert(model, tiny_data, num_samples=16, layer_norm="pool")
     ops = tflite.parse(flat).op_names
     norms = [layer for layer in model.layers if isinstance(layer, LayerNorm)]
@@ -359,7 +300,9 @@ def test_quantize_rounds_half_away_from_zero_like_tflite():
 def test_export_writes_every_artefact(exported):
     result, _ = exported
     names = sorted(p.name for p in result.out_dir.iterdir())
-    assert names == sorted(tflite.FILES.values())
+    # Everything but firmware.json (no firmware is built in these tests: tests/conftest.py).
+    assert names == sorted(n for r, n in tflite.FILES.items() if r != "firmware")
+    assert sorted(result.meta.files) == sorted(r for r in tflite.FILES if r != "firmware")
     assert result.files["int8"].read_bytes() == result.int8_bytes
     meta = json.loads(result.files["meta"].read_text())
     info = tflite.parse(result.int8_bytes)
@@ -373,7 +316,7 @@ def test_export_writes_every_artefact(exported):
     header = result.files["c_header"].read_text()
     assert f"#define KERAS_HRF_ARENA_SIZE {meta['arena']['recommended_bytes']}" in header
     resolver = result.files["op_resolver"].read_text()
-    methods = re.findall(r"resolver\.(Add\w+)\(\)", resolver)
+    methods = re.findall(r"resolver\.(Add\w+)\(", resolver)
     assert methods == sorted(tflite.TFLM_OP_RESOLVER_METHODS[op] for op in info.op_set)
     assert "MicroMutableOpResolver<kKerasHrfNumOps>" in resolver
     assert f"kKerasHrfNumOps = {len(info.op_set)};" in resolver
@@ -382,6 +325,7 @@ def test_export_writes_every_artefact(exported):
 
 
 @needs_gxx
+@needs_tflm
 def test_c_array_compiles_and_holds_the_flatbuffer(exported, tmp_path):
     result, _ = exported
     source = result.files["c_source"].read_text()
@@ -393,6 +337,7 @@ def test_c_array_compiles_and_holds_the_flatbuffer(exported, tmp_path):
 
 
 @needs_gxx
+@needs_tflm
 def test_resolver_methods_and_c_strings_compile(tmp_path):
     (tmp_path / "op_resolver.h").write_text(csource.op_resolver_h(tflite.TFLM_OP_RESOLVER_METHODS))
     src = tmp_path / "all_ops.cc"
@@ -480,7 +425,9 @@ def test_export_is_atomic(tiny_data, tmp_path):
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["device"]  # no partial folder
     tflite.export(model, out, overwrite=True, **kwargs)
-    assert sorted(p.name for p in out.iterdir()) == sorted(tflite.FILES.values())
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        n for r, n in tflite.FILES.items() if r != "firmware"
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["device"]
     with pytest.raises(ValueError, match="2 labels for a model with 3 outputs"):
         tflite.export(model, tmp_path / "other", **{**kwargs, "labels": ["a", "b"]})

@@ -11,24 +11,21 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
+from support.tflm import include_args, needs_cmsis_dsp, needs_gxx, needs_tflm
 
 from data_prep.device_frontend import fold_input_quantization, mel_tables
 from data_prep.features import FeatureParams, Normalizer
 from keras_hrf import tflite
 from keras_hrf.export import csource, frontend_tables
 
-STUBS = Path(__file__).parent / "stubs"
 AUDIO_MAIN = Path(__file__).parents[3] / "tflite" / "micro" / "audio_main.cc"
-
-needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
 
 
 def _compiler(cmd: list[str], source: Path, *include_dirs: Path):
     args = [*cmd, "-Wall", "-Wextra", "-Werror", "-c", str(source), "-o", os.devnull]
-    for d in (*include_dirs, STUBS):
+    for d in include_dirs:
         args += ["-I", str(d)]
-    return subprocess.run(args, capture_output=True, text=True)
+    return subprocess.run(args + include_args(dsp=True), capture_output=True, text=True)
 
 
 def _array(text: str, name: str, dtype) -> np.ndarray:
@@ -77,6 +74,8 @@ def test_tables_hold_the_python_front_ends_values(stream_model):
 
 
 @needs_gxx
+@needs_tflm
+@needs_cmsis_dsp
 def test_tables_and_audio_main_compile(stream_model):
     out = stream_model.export_dir
     result = _compiler(["g++", "-std=c++17"], out / "frontend_tables.c", out)

@@ -1,0 +1,93 @@
+"""What a flatbuffer spends its bytes on, and the strings a device does not need.
+
+TFLite Micro and LiteRT address tensors by index; the converter still stores a name per tensor
+(the Keras layer path, tens of bytes each: 8 % of the light Conformer's flatbuffer). On a
+microcontroller that is flash. :func:`strip_tensor_names` removes every name but those of the
+model's inputs and outputs (which LiteRT users see) and returns them as a map, which the export
+writes beside the model (``tensor_names.json``) for debugging. :func:`size_breakdown` says where
+the bytes of a flatbuffer go (weights, names, quantization parameters, graph structure).
+
+The rewrite goes through the TFLite schema's object API (``ModelT``) and TensorFlow's
+``flatbuffer_utils``; everything but the names is carried over unchanged, which the export
+checks the usual way (LiteRT and TFLM on the rewritten bytes).
+"""
+
+from __future__ import annotations
+
+
+def _model_object(tflite_bytes: bytes):
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    return schema.ModelT.InitFromPackedBuf(bytearray(tflite_bytes), 0)
+
+
+def _to_bytes(model) -> bytes:
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def strip_tensor_names(tflite_bytes: bytes) -> tuple[bytes, dict[str, dict[str, str]]]:
+    """The flatbuffer without the names of its internal tensors (and without its description).
+
+    Returns:
+        ``(stripped bytes, names)`` where ``names[subgraph][tensor index] = name`` (as strings,
+        JSON-ready) for every name removed.
+    """
+    model = _model_object(tflite_bytes)
+    names: dict[str, dict[str, str]] = {}
+    for g, subgraph in enumerate(model.subgraphs or []):
+        keep = set(subgraph.inputs or []) | set(subgraph.outputs or [])
+        removed = {}
+        for i, tensor in enumerate(subgraph.tensors or []):
+            if i not in keep and tensor.name:
+                removed[str(i)] = _text(tensor.name)
+                tensor.name = None
+        names[str(g)] = removed
+    model.description = None
+    return _to_bytes(model), names
+
+
+def size_breakdown(tflite_bytes: bytes) -> dict[str, int]:
+    """Bytes of a flatbuffer by what they hold.
+
+    Returns:
+        ``total``; ``weights`` (constant tensor data: weights, biases, shape constants);
+        ``tensor_names``; ``quantization`` (scales as float32, zero points as int64, and any
+        min / max); ``metadata`` (metadata buffers); ``structure`` (the rest: tensor and
+        operator tables, shapes, options, offsets, alignment).
+    """
+    model = _model_object(tflite_bytes)
+    meta_buffers = {m.buffer for m in model.metadata or []}
+    weights = metadata = 0
+    for i, buffer in enumerate(model.buffers or []):
+        n = 0 if buffer.data is None else len(buffer.data)
+        if i in meta_buffers:
+            metadata += n
+        else:
+            weights += n
+    names = quant = 0
+    for subgraph in model.subgraphs or []:
+        for tensor in subgraph.tensors or []:
+            names += len(tensor.name or b"")
+            q = tensor.quantization
+            if q is None:
+                continue
+            for field, width in (("scale", 4), ("zeroPoint", 8), ("min", 4), ("max", 4)):
+                values = getattr(q, field)
+                quant += 0 if values is None else len(values) * width
+    total = len(tflite_bytes)
+    return {
+        "total": total,
+        "weights": weights,
+        "tensor_names": names,
+        "quantization": quant,
+        "metadata": metadata,
+        "structure": total - weights - names - quant - metadata,
+    }
