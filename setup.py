@@ -43,6 +43,9 @@ setup(
             "ipykernel>=6",
             "import-linter>=2.1",  # the import contract of pyproject.toml
         ],
+        # The cluster executor of `reproduce` / `prepare` (keras_hrf.experiments.executors,
+        # data_prep.cluster); never imported without --executor ray.
+        "ray": ["ray>=2.9,<3"],
     },
     entry_points={"console_scripts": ["keras-hrf=keras_hrf.cli:main"]},
     classifiers=[

@@ -181,6 +181,8 @@ def load_features(
     params: FeatureParams | None = None,
     progress: bool = True,
     folds_file: str | Path | None = None,
+    executor: str = "local",
+    address: str | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame, FeatureParams]:
     """Manifest and cached features of a corpus (bad files reported and skipped).
 
@@ -193,6 +195,9 @@ def load_features(
         folds_file: Published folds to check against the manifest *before* any feature is
             computed (unknown speakers, a speaker in two folds or in none, an empty fold); with
             several corpora, against the first corpus' speakers.
+        executor: Where missing features are computed: ``"local"`` or ``"ray"`` (see
+            :func:`data_prep.features.extract`).
+        address: The Ray cluster of ``executor="ray"`` (None: a local instance).
 
     Returns:
         ``(features [N, frames, n_mels], manifest, params)``, rows aligned.
@@ -203,7 +208,14 @@ def load_features(
     if folds_file is not None:
         splits.folds_from_file(fold_corpus_rows(manifest, spec), folds_file)
     attrs = dict(manifest.attrs)
-    feats, manifest = extract(manifest, params, cache_dir=cache_dir, progress=progress)
+    feats, manifest = extract(
+        manifest,
+        params,
+        cache_dir=cache_dir,
+        progress=progress,
+        executor=executor,
+        address=address,
+    )
     manifest.attrs = {**attrs, **manifest.attrs}
     return feats, manifest, params
 

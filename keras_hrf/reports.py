@@ -7,10 +7,12 @@ nothing of keras_hrf: every layer of the package writes its reports with it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,24 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def atomic_write_json(path: str | Path, data) -> None:
     """JSON version of :func:`atomic_write_text` (indented, keys in insertion order)."""
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """Build a folder in a temporary sibling (yielded) that replaces ``path`` when the block
+    ends without an error and is deleted when it raises, so ``path`` is never half-written (a
+    run folder with ``metrics.json`` is a finished run: that is what lets a grid resume)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:

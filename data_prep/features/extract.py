@@ -20,6 +20,8 @@ from data_prep.features.pool import (
 )
 
 ON_ERROR_MODES = ("skip", "raise")
+#: Where the features are computed (see :func:`extract`).
+EXECUTORS = ("local", "ray")
 
 
 def _optional_time(value: Any) -> float | None:
@@ -37,6 +39,8 @@ def extract(
     workers: int | None = None,
     on_error: str = "skip",
     progress: bool = True,
+    executor: str = "local",
+    address: str | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Fixed-length log-Mel features for every row of a manifest.
 
@@ -58,6 +62,11 @@ def extract(
         on_error: ``"skip"``: report bad files and return the rest; ``"raise"``: raise
             :class:`~data_prep.errors.AudioError` naming the first bad file found.
         progress: Show a tqdm progress bar (on stderr).
+        executor: ``"local"`` (this process and its helpers, see ``workers``) or ``"ray"``:
+            chunks of files as Ray tasks (:mod:`data_prep.features.ray_pool`; the audio must be
+            readable on every node; the cache is written here).
+        address: With ``"ray"``: the cluster (``"auto"``, ``HOST:PORT``); None starts a local
+            instance.
 
     Returns:
         ``(features, manifest_out)``: float32 ``[N, frames, n_mels]`` and the manifest rows that
@@ -79,6 +88,8 @@ def extract(
         raise ValueError(f"on_error must be one of {ON_ERROR_MODES}, got {on_error!r}")
     if not isinstance(params, FeatureParams):
         raise ValueError(f"params must be a FeatureParams, got {type(params).__name__}")
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
 
     n = len(manifest)
     paths = [str(p) for p in manifest["path"]]
@@ -116,7 +127,12 @@ def extract(
     with tqdm(
         total=n, initial=n - len(tasks), disable=not progress, desc="log-Mel", unit="file"
     ) as bar:
-        results = run_tasks(tasks, params, n_workers)
+        if executor == "ray" and tasks:
+            from data_prep.features.ray_pool import run_tasks_ray
+
+            results = run_tasks_ray(tasks, params, address)
+        else:
+            results = run_tasks(tasks, params, n_workers)
         try:
             for index, value, reason, by_helper in results:
                 helped += by_helper
@@ -143,6 +159,7 @@ def extract(
         "computed_by_helpers": int(helped),
         "bad": len(bad),
         "workers": n_workers,
+        "executor": executor,
     }
     if bad:
         shown = "; ".join(f"{b.path}: {b.reason}" for b in bad[:5])

@@ -60,6 +60,65 @@ def add_parser(sub, name: str, help_: str, epilog: str) -> argparse.ArgumentPars
     )
 
 
+def add_executor_args(p: argparse.ArgumentParser, *, runs: bool) -> None:
+    """``--executor local|ray`` and its Ray options (``runs``: the per-run resources of a
+    grid, else feature extraction only)."""
+    g = p.add_argument_group("executor")
+    g.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process (default; Ray is not imported); ray: a Ray cluster",
+    )
+    g.add_argument(
+        "--address",
+        default=None,
+        help="with --executor ray: the cluster ('auto' for the one 'ray start' made here, or "
+        "HOST:PORT); default: a local Ray instance with this machine's cores",
+    )
+    if runs:
+        g.add_argument(
+            "--cpus-per-run", type=float, default=1, help="CPUs per run (also its TF threads)"
+        )
+        g.add_argument("--gpus-per-run", type=float, default=0, help="GPUs per run (fractions ok)")
+        g.add_argument(
+            "--max-retries",
+            type=int,
+            default=3,
+            help="times a run is restarted when its worker dies (not when it raises)",
+        )
+        g.add_argument(
+            "--shared-fs",
+            action="store_true",
+            help="workers write run folders themselves (OUT on a filesystem every node sees); "
+            "default: they return them to this process, which writes them",
+        )
+
+
+def check_executor_args(args) -> None:
+    """Ray options without ``--executor ray`` are a mistake, not silently ignored; with it, a
+    missing Ray or an address nobody answers at fails before any feature is read."""
+    if args.executor == "ray":
+        from data_prep.cluster import check_address
+
+        check_address(args.address)
+    else:
+        given = [
+            flag
+            for flag, default in (
+                ("address", None),
+                ("cpus_per_run", 1),
+                ("gpus_per_run", 0),
+                ("max_retries", 3),
+                ("shared_fs", False),
+            )
+            if getattr(args, flag, default) != default
+        ]
+        if given:
+            names = ", ".join("--" + g.replace("_", "-") for g in given)
+            raise ValueError(f"{names} only apply with --executor ray")
+
+
 def add_corpus_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     """``--corpus``/``--root`` (repeatable: several corpora make one manifest), loader options,
     a corpora file, and the label selection."""

@@ -3,7 +3,7 @@ corpus); prints utterances per label and per speaker, total duration and the bad
 
 from __future__ import annotations
 
-from keras_hrf.cli.common import add_corpus_args, add_parser
+from keras_hrf.cli.common import add_corpus_args, add_executor_args, add_parser
 
 EPILOG = """
     examples:
@@ -13,6 +13,8 @@ EPILOG = """
       keras-hrf prepare --corpus csv --root my_corpus --corpus-option manifest=meta.tsv \\
           --labels angry,happy,neutral,sad --label-map excited=happy
       keras-hrf prepare --synthetic data/synthetic --speakers 8 --per-class 12
+      keras-hrf prepare --corpus csv --root /nfs/corpus --corpus-option manifest=all.tsv \\
+          --executor ray --address auto            # features of a large corpus on a cluster
     """
 
 
@@ -33,6 +35,7 @@ def prepare_command_parser(sub):
     p.add_argument(
         "--no-features", action="store_true", help="only read the manifest: no feature extraction"
     )
+    add_executor_args(p, runs=False)
     p.set_defaults(handler=run)
     return p
 
@@ -40,8 +43,9 @@ def prepare_command_parser(sub):
 def run(args) -> int:
     from data_prep import load_features, synthetic
     from data_prep.prepare import DataSpec, load_manifest, summary
-    from keras_hrf.cli.common import data_spec
+    from keras_hrf.cli.common import check_executor_args, data_spec
 
+    check_executor_args(args)
     spec = data_spec(args)
     if args.synthetic:
         path = synthetic.generate(
@@ -56,7 +60,9 @@ def run(args) -> int:
     if args.no_features:
         print(summary(load_manifest(spec)))
         return 0
-    feats, manifest, params = load_features(spec, cache_dir=args.cache)
+    feats, manifest, params = load_features(
+        spec, cache_dir=args.cache, executor=args.executor, address=args.address
+    )
     print(summary(manifest))
     print(f"features {feats.shape} cached in {args.cache}")
     return 0

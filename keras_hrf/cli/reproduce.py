@@ -5,7 +5,14 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from keras_hrf.cli.common import add_corpus_args, add_folds_file, add_parser, add_train_args
+from keras_hrf.cli.common import (
+    add_corpus_args,
+    add_executor_args,
+    add_folds_file,
+    add_parser,
+    add_train_args,
+    check_executor_args,
+)
 
 EPILOG = """
     examples:
@@ -17,6 +24,8 @@ EPILOG = """
       keras-hrf reproduce --corpus ravdess --root DATA --families conv_transformer \\
           --variants light+hrf:expansion=4 light+hrf:sites=ffn_in/ffn_out \\
           light+hrf:factor_init=identity light:stem=conv1d --out results/x   # an ablation
+      keras-hrf reproduce --corpus ravdess --root DATA --executor ray --address auto \\
+          --cpus-per-run 2 --out results/x          # the grid on a Ray cluster (ray start)
     """
 
 
@@ -72,13 +81,25 @@ def reproduce_command_parser(sub):
     )
     p.add_argument("--out", required=True)
     add_train_args(p)
+    add_executor_args(p, runs=True)
     p.set_defaults(handler=run)
     return p
 
 
 def run(args) -> int:
     from keras_hrf.cli.common import data_spec, train_config
+    from keras_hrf.experiments.executors import make_executor
     from keras_hrf.experiments.reproduction import reproduce
+
+    check_executor_args(args)
+    executor = make_executor(
+        args.executor,
+        address=args.address,
+        cpus_per_run=args.cpus_per_run,
+        gpus_per_run=args.gpus_per_run,
+        max_retries=args.max_retries,
+        shared_fs=args.shared_fs,
+    )
 
     reproduce(
         data_spec(args),
@@ -96,6 +117,7 @@ def run(args) -> int:
         command="keras-hrf " + shlex.join(args.argv),
         folds_file=args.folds_file,
         protocol=args.protocol,
+        executor=executor,
     )
     print((Path(args.out) / "REPORT.md").read_text())
     return 0

@@ -16,6 +16,7 @@ import pandas as pd
 from data_prep import encode_labels, load_features, splits
 from data_prep.prepare import DataSpec, fold_corpus_rows
 from keras_hrf import models, reports
+from keras_hrf.experiments.executors import GridData, GridRun, LocalExecutor
 from keras_hrf.experiments.statistics import (
     ALL_FAMILIES,
     _add_holm,
@@ -29,8 +30,8 @@ from keras_hrf.experiments.variants import (
     variant_config,
     variant_dirname,
 )
-from keras_hrf.export.runs import add_device_export, save_run
-from keras_hrf.training import TrainConfig, fit, read_metrics
+from keras_hrf.export.runs import add_device_export
+from keras_hrf.training import TrainConfig, read_metrics
 
 #: How an experiment splits its data: speaker folds, or each corpus tested once.
 PROTOCOLS = ("folds", "corpus")
@@ -117,7 +118,13 @@ def run_row(family: str, variant: str, run_dir: Path) -> dict:
 #: TrainConfig fields that the protocol paragraph of a report states.
 _PROTOCOL_FIELDS = (
     "epochs",
+    "selection",
     "patience",
+    "ema",
+    "mixup",
+    "time_shift",
+    "kd_weight",
+    "kd_temperature",
     "batch_size",
     "learning_rate",
     "schedule",
@@ -156,15 +163,37 @@ def protocol_text(values: dict[str, dict]) -> str:
             return str(next(iter(seen)))
         return "/".join(f"{k} ({n} runs)" for k, n in sorted(seen.items(), key=str)) or "-"
 
+    selection = values.get("selection") or {}
+    if set(selection) == {"last"}:
+        kept = (
+            f"{v('epochs')} epochs, the weights at the end of the schedule kept (no early "
+            "stopping: one lucky epoch on a few validation speakers does not pick them)"
+        )
+    elif set(selection) == {"best"}:
+        kept = (
+            f"up to {v('epochs')} epochs, early stopping on validation UA (patience "
+            f"{v('patience')}, best weights restored)"
+        )
+    else:
+        kept = f"{v('epochs')} epochs, weights kept: {v('selection')} (patience {v('patience')})"
+    ema = values.get("ema") or {}
+    averaged = (
+        "no weight averaging"
+        if set(ema) == {0.0}
+        else f"an exponential moving average of the weights (decay {v('ema')} per step; "
+        "BatchNorm statistics re-estimated for it) is the model evaluated and exported"
+    )
     return (
-        f"Training (from the runs' config.json): up to {v('epochs')} epochs, early stopping on "
-        f"validation UA (patience {v('patience')}, best weights restored), batch "
-        f"{v('batch_size')}, learning rate {v('learning_rate')} ({v('schedule')}, warm-up "
-        f"{v('warmup_epochs')} epochs), weight decay {v('weight_decay')}, label smoothing "
-        f"{v('label_smoothing')}, SpecAugment {v('time_masks')}x time <= {v('time_mask_max')} "
-        f"frames and {v('freq_masks')}x frequency <= {v('freq_mask_max')} bands, class balance: "
-        f"{v('class_balance')}, normaliser without the log floor: {v('exclude_floor')}. "
-        "Validation speakers are taken from the training folds. int8: full-integer post-training "
+        f"Training (from the runs' config.json): {kept}; {averaged}; batch "
+        f"{v('batch_size')}, AdamW, learning rate {v('learning_rate')} ({v('schedule')}, "
+        f"warm-up {v('warmup_epochs')} epochs), weight decay {v('weight_decay')}, label "
+        f"smoothing {v('label_smoothing')}, mixup alpha {v('mixup')}, time shift <= "
+        f"{v('time_shift')} frames, SpecAugment {v('time_masks')}x time <= "
+        f"{v('time_mask_max')} frames and {v('freq_masks')}x frequency <= {v('freq_mask_max')} "
+        f"bands, class balance: {v('class_balance')}, normaliser without the log floor: "
+        f"{v('exclude_floor')}. Distilled variants (+kd) learn from the same fold and seed's "
+        f"large run (weight {v('kd_weight')}, temperature {v('kd_temperature')}). Validation "
+        "speakers are taken from the training folds. int8: full-integer post-training "
         "quantization of the merged model, evaluated with LiteRT."
     )
 
@@ -187,6 +216,7 @@ def reproduce(
     progress: bool = True,
     folds_file: str | Path | None = None,
     protocol: str = "folds",
+    executor=None,
 ) -> pd.DataFrame:
     """The paper's comparison over speaker folds x seeds; resumable.
 
@@ -205,6 +235,9 @@ def reproduce(
     published ones (:func:`make_folds`); it is checked before any feature is computed.
     ``corpus`` may be a :class:`data_prep.prepare.DataSpec` (several corpora, a label map;
     ``root`` then None); ``protocol="corpus"`` tests each of its corpora once.
+    ``executor`` trains the missing runs (:mod:`keras_hrf.experiments.executors`): default the
+    local one, in this process, in the order above; a :class:`RayExecutor` fans them out over a
+    cluster, and a run that fails there is reported and left out of the report.
     """
     out = Path(out)
     base = base or TrainConfig()
@@ -234,38 +267,46 @@ def reproduce(
     bad = [f for f in fold_ids if not 0 <= f < n_folds]
     if bad:
         raise ValueError(f"fold(s) {bad} do not exist: the experiment has folds 0..{n_folds - 1}")
-    rows = []
     y_all, _ = encode_labels(manifest["emotion"])
+    grid, todo = [], []
     for family, fold, seed, variant in itertools.product(families, fold_ids, seeds, variants):
         if (family, variant) not in configs:
             continue
         run_dir = out / "runs" / family / variant_dirname(variant) / f"fold{fold}_seed{seed}"
-        split = all_splits[fold]
         if report_only and not (run_dir / "metrics.json").is_file():
             continue
+        grid.append((family, variant, fold, seed, run_dir))
         if not (run_dir / "metrics.json").is_file():
-            cfg = dataclasses.replace(configs[family, variant], seed=seed)
+            teacher = None
             if parse_variant(variant).distilled:
                 teacher = out / "runs" / family / TEACHER_VARIANT / f"fold{fold}_seed{seed}"
-                if not (teacher / "metrics.json").is_file():
+                planned = any(t.run_dir == teacher for t in todo)
+                if not (planned or (teacher / "metrics.json").is_file()):
                     raise ValueError(
                         f"{variant} distils the {TEACHER_VARIANT!r} run of the same fold and seed, "
                         f"but {teacher} does not exist: list {TEACHER_VARIANT!r} before "
                         f"{variant!r} in the variants"
                     )
-                cfg = dataclasses.replace(cfg, teacher=(str(teacher),))
-            result = fit(
-                cfg,
-                feats,
-                manifest,
-                split,
-                feature_params=params,
-                progress=progress,
-                data=spec.to_dict(),
+            cfg = dataclasses.replace(configs[family, variant], seed=seed)
+            todo.append(
+                GridRun(family, variant, fold, seed, cfg, run_dir, all_splits[fold], teacher)
             )
-            save_run(result, run_dir, export=export)
-        elif export and not report_only and read_metrics(run_dir).int8 is None:
-            add_device_export(run_dir, feats[split.test], y_all[split.test])
+    executor = executor or LocalExecutor()
+    failures = executor.run(
+        todo,
+        GridData(feats, manifest, params, spec.to_dict()),
+        export=export,
+        progress=progress,
+    )
+    failed = {f.run.run_dir for f in failures}
+    for f in failures:
+        print(f"reproduce: {f.run.name} failed: {f.error} (see {f.run.run_dir / 'FAILED.md'})")
+    rows = []
+    for family, variant, fold, seed, run_dir in grid:
+        if run_dir in failed:
+            continue
+        if export and not report_only and read_metrics(run_dir).int8 is None:
+            add_device_export(run_dir, feats[all_splits[fold].test], y_all[all_splits[fold].test])
         row = run_row(family, variant, run_dir)
         row.update(fold=fold, seed=seed)
         rows.append(row)

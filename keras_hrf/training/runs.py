@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,8 +79,7 @@ def save_run(result: RunResult, out_dir: str | Path, *, extra: RunExtra | None =
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
-    try:
+    with reports.atomic_folder(out_dir) as tmp:
         result.model.save(tmp / "model.keras")
         result.merged.save(tmp / "model_merged.keras")
         if result.deployed is not None:
@@ -108,12 +105,6 @@ def save_run(result: RunResult, out_dir: str | Path, *, extra: RunExtra | None =
         reports.plot_confusion(metrics.test.confusion, result.labels, tmp / "confusion.png", title)
         reports.plot_curves(result.history, tmp / "curves.png", title)
         reports.atomic_write_text(tmp / "REPORT.md", run_report(result.config, metrics))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 

@@ -157,17 +157,34 @@ def _fake_run(path, **train):
 
 
 def test_report_protocol_describes_the_runs_not_the_command_line(tmp_path):
-    """--report-only with default options must not claim 60 epochs for runs trained 30."""
-    runs = [_fake_run(tmp_path / f"r{i}", epochs=30, patience=10) for i in range(3)]
+    """--report-only with default options must not claim 100 epochs for runs trained 30, nor
+    early stopping for runs that kept their last epoch."""
+    runs = [
+        _fake_run(tmp_path / f"r{i}", epochs=30, patience=10, selection="best") for i in range(3)
+    ]
     table = pd.DataFrame({"path": runs})
     summary = experiment.summarize(_runs({"light": 0.0, "light+hrf": 0.01}))
-    base = TrainConfig()  # epochs 60, patience 15: what the command line says
+    base = TrainConfig()  # 100 epochs, last epoch, EMA: what the command line says
     report = experiment.reproduce_report(summary, "ravdess", 6, base, runs=table)
-    assert "up to 30 epochs" in report and "patience 10" in report
-    assert "60 epochs" not in report
-    mixed = pd.DataFrame({"path": runs + [_fake_run(tmp_path / "r9", epochs=60, patience=10)]})
-    report = experiment.reproduce_report(summary, "ravdess", 6, base, runs=mixed)
+    assert "up to 30 epochs, early stopping" in report and "patience 10" in report
+    assert "100 epochs" not in report
+    extra = _fake_run(tmp_path / "r9", epochs=60, patience=10, selection="best")
+    report = experiment.reproduce_report(
+        summary, "ravdess", 6, base, runs=pd.DataFrame({"path": runs + [extra]})
+    )
     assert "up to 30 (3 runs)/60 (1 runs) epochs" in report
+    last = [_fake_run(tmp_path / f"l{i}", epochs=80, ema=0.99, mixup=0.2) for i in range(2)]
+    report = experiment.reproduce_report(
+        summary, "ravdess", 6, base, runs=pd.DataFrame({"path": last})
+    )
+    assert "80 epochs, the weights at the end of the schedule kept" in report
+    assert "early stopping on" not in report and "decay 0.99 per step" in report
+    assert "mixup alpha 0.2" in report
+    no_ema = [_fake_run(tmp_path / "n0", ema=0.0)]
+    report = experiment.reproduce_report(
+        summary, "ravdess", 6, base, runs=pd.DataFrame({"path": no_ema})
+    )
+    assert "no weight averaging" in report
 
 
 def test_a_bad_fold_file_fails_before_any_feature_is_computed(
