@@ -348,6 +348,11 @@ def summarize(table: pd.DataFrame) -> dict:
             "arena_bytes",
         ):
             entry[col] = None if g[col].isna().all() else int(g[col].iloc[0])
+        # Seed-to-seed noise: the std of test UA over seeds of one fold, averaged over folds.
+        per_fold = g.groupby("fold")["ua"].agg(lambda v: v.std(ddof=1) if len(v) > 1 else None)
+        per_fold = per_fold.dropna()
+        entry["seed_std"] = float(per_fold.mean()) if len(per_fold) else None
+        entry["seeds"] = int(g["seed"].nunique())
         groups[f"{family}/{variant}"] = entry
     paired: dict = {}
     paired_q: dict = {}
@@ -380,7 +385,18 @@ def summarize(table: pd.DataFrame) -> dict:
     for variant, table_ in (("light+hrf", paired), ("light+qhrf", paired_q)):
         if len(table_) > 1:
             table_[ALL_FAMILIES] = _pooled(ua, variant)
+    # The paper's claim: does a light variant come within 1 point of large?
+    vs_large: dict = {}
+    for (family, variant), b in ua.items():
+        large = ua.get((family, "large"))
+        if large is None or not parse_variant(variant).size == "light":
+            continue
+        entry = paired_difference(large, b)
+        if entry is not None:
+            vs_large.setdefault(family, {})[variant] = entry
     out = {"groups": groups, "paired_ua_hrf_minus_light": paired}
+    if vs_large:
+        out["paired_ua_minus_large"] = vs_large
     if paired_q:
         out["paired_ua_qhrf_minus_light"] = paired_q
     if any(set(v) - {"light+hrf", "light+qhrf"} for v in ablation.values()):
@@ -422,15 +438,20 @@ def reproduce_report(
             f"{g['macs_deployed']:,}",
             "-" if g["flatbuffer_bytes"] is None else g["flatbuffer_bytes"],
             "-" if g["arena_bytes"] is None else g["arena_bytes"],
+            f"{g.get('seeds', '-')}"
+            + ("" if g.get("seed_std") is None else f" ({100 * g['seed_std']:.1f})"),
         ]
         for key, g in summary["groups"].items()
     ]
 
     def paired_cells(p: dict) -> list:
+        ci = p.get("ci95")
         return [
             p["pairs"],
             f"{100 * p['mean_diff']:+.2f}",
+            "-" if ci is None else f"[{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]",
             "-" if p["std_diff"] is None else f"{100 * p['std_diff']:.2f}",
+            "-" if p.get("pairs_for_1.5_points") is None else p["pairs_for_1.5_points"],
             f"{p['wins']}/{p['losses']}/{p['ties']}",
             "-" if p["wilcoxon_p"] is None else f"{p['wilcoxon_p']:.3f}",
             "-" if p.get("holm_p") is None else f"{p['holm_p']:.3f}",
@@ -443,7 +464,9 @@ def reproduce_report(
         "family",
         "pairs",
         "mean diff",
+        "95 % CI",
         "std diff",
+        "pairs for 1.5",
         "wins/losses/ties",
         "Wilcoxon p",
         "Holm p",
@@ -492,6 +515,31 @@ def reproduce_report(
         if ablation
         else []
     )
+    vs_large = summary.get("paired_ua_minus_large", {})
+    large_rows = [
+        [
+            fam,
+            variant,
+            *paired_cells(p),
+            "yes" if p["mean_diff"] >= -0.01 else "no",
+        ]
+        for fam, variants in vs_large.items()
+        for variant, p in variants.items()
+    ]
+    large_section = (
+        [
+            "## Light variants minus large: test UA (points), paired by (fold, seed)",
+            "",
+            "The paper's claim: a light model trained with HRF (and distilled from large) comes "
+            "within 1 point of large. `within 1` is the mean difference >= -1 point; the 95 % "
+            "interval says how sure that is.",
+            "",
+            reports.markdown_table(["family", "variant", *paired_head[1:], "within 1"], large_rows),
+            "",
+        ]
+        if vs_large
+        else []
+    )
     if runs is not None and len(runs) and "path" in runs:
         protocol = protocol_text(protocol_values(runs["path"]))
     elif base is not None:
@@ -518,6 +566,7 @@ def reproduce_report(
                     "MACs",
                     "int8 bytes",
                     "arena",
+                    "seeds (seed std)",
                 ],
                 rows,
             ),
@@ -540,7 +589,13 @@ def reproduce_report(
                 if len(summary["paired_ua_hrf_minus_light"]) > 1
                 else []
             ),
+            "`95 % CI`: t-interval of the mean paired difference; `pairs for 1.5`: pairs a "
+            "paired t-test needs to see a 1.5-point effect with power 0.8 (alpha 0.05) at this "
+            "std; `seeds (seed std)`: seeds per fold and the mean over folds of the seed-to-seed "
+            "std of test UA.",
+            "",
             *qhrf_section,
+            *large_section,
             *ablation_section,
             "## Protocol",
             "",

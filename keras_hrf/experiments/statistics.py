@@ -48,15 +48,31 @@ def _add_holm(entries) -> None:
         entry["holm_p"], entry["tests"] = adj, tests
 
 
+#: The effect a study should be able to see (UA, fraction): the power calculation's target.
+DETECTABLE_EFFECT = 0.015
+
+
+def pairs_needed(std_diff: float | None, effect: float = DETECTABLE_EFFECT) -> int | None:
+    """Pairs a paired t-test needs to see ``effect`` with power 0.8 at alpha 0.05 (two-sided),
+    given the paired differences' std (``statsmodels``' ``TTestPower``); None without a std."""
+    if not std_diff:
+        return None
+    from statsmodels.stats.power import TTestPower
+
+    n = TTestPower().solve_power(effect_size=effect / std_diff, alpha=0.05, power=0.8)
+    return int(np.ceil(n))
+
+
 def paired_difference(a: pd.Series, b: pd.Series) -> dict | None:
-    """``b - a`` on the (fold, seed) pairs both have: mean, std, wins/losses, Wilcoxon p.
+    """``b - a`` on the (fold, seed) pairs both have: mean, std, 95 % confidence interval of the
+    mean (t), wins/losses, Wilcoxon p, and the pairs needed to see a 1.5-point effect.
 
     Args:
         a, b: UA (fraction) indexed by ``(fold, seed)``.
 
     Returns:
         ``None`` when no pair is common; the Wilcoxon signed-rank p-value needs >= 5 pairs with
-        at least one non-zero difference (``None`` otherwise).
+        at least one non-zero difference, the interval >= 2 pairs (``None`` otherwise).
     """
     from scipy import stats
 
@@ -72,7 +88,12 @@ def paired_difference(a: pd.Series, b: pd.Series) -> dict | None:
         "losses": int((d < 0).sum()),
         "ties": int((d == 0).sum()),
         "wilcoxon_p": None,
+        "ci95": None,
     }
+    if d.size > 1:
+        half = stats.t.ppf(0.975, d.size - 1) * entry["std_diff"] / np.sqrt(d.size)
+        entry["ci95"] = [float(d.mean() - half), float(d.mean() + half)]
+    entry["pairs_for_1.5_points"] = pairs_needed(entry["std_diff"])
     if d.size >= 5 and np.any(d != 0):
         entry["wilcoxon_p"] = float(stats.wilcoxon(d).pvalue)
     return entry
@@ -85,13 +106,15 @@ def verdict(p: dict) -> str:
     p below 0.05 is only called an effect when it survives Holm's adjustment.
     """
     diff = 100 * p["mean_diff"]
+    ci = p.get("ci95")
+    ci_text = "" if ci is None else f", 95 % CI [{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]"
     if p["wilcoxon_p"] is None:
         n = p["pairs"]
         return f"mean difference {diff:+.2f} UA points over {n} pair(s): too few pairs to test"
     if p["wilcoxon_p"] < 0.05:
         word = "helped" if diff > 0 else "hurt"
         said = (
-            f"{diff:+.2f} UA points on average, {p['wins']} wins / {p['losses']} "
+            f"{diff:+.2f} UA points on average{ci_text}, {p['wins']} wins / {p['losses']} "
             f"losses, Wilcoxon p = {p['wilcoxon_p']:.3f} (< 0.05)"
         )
         holm, tests = p.get("holm_p"), p.get("tests", 1)
@@ -104,7 +127,7 @@ def verdict(p: dict) -> str:
             return f"HRF {word}: {said}; Holm-adjusted for {tests} families p = {holm:.3f}"
         return f"HRF {word}: {said}"
     return (
-        f"no detectable effect: {diff:+.2f} UA points on average, {p['wins']} wins / "
+        f"no detectable effect: {diff:+.2f} UA points on average{ci_text}, {p['wins']} wins / "
         f"{p['losses']} losses, Wilcoxon p = {p['wilcoxon_p']:.3f} (not below 0.05), i.e. within "
         "the run-to-run noise"
     )

@@ -204,3 +204,28 @@ def test_a_bad_fold_file_fails_before_any_feature_is_computed(
     bad.write_text(json.dumps({"test_speakers": [["nobody"], ["else"]]}))
     with pytest.raises(SplitError, match="not in the manifest"):
         experiment.reproduce("synthetic", synthetic_root, tmp_path / "out", folds_file=bad)
+
+
+def test_paired_interval_power_and_the_comparison_with_large():
+    """The 95 % interval is the t-interval (scipy), the power calculation grows with the noise,
+    and each light variant is paired with large (within 1 point or not)."""
+    from scipy import stats
+
+    idx = pd.MultiIndex.from_tuples([(f, 0) for f in range(6)], names=["fold", "seed"])
+    a = pd.Series([0.50, 0.52, 0.48, 0.55, 0.51, 0.49], index=idx)
+    d = np.array([0.01, 0.03, -0.01, 0.02, 0.00, 0.04])
+    p = statistics.paired_difference(a, a + d)
+    lo, hi = stats.t.interval(0.95, 5, loc=d.mean(), scale=d.std(ddof=1) / np.sqrt(6))
+    assert p["ci95"] == pytest.approx([lo, hi])
+    assert "95 % CI [" in statistics.verdict(p)
+    noisy = statistics.pairs_needed(0.05)
+    assert noisy > statistics.pairs_needed(0.02) > 2 and statistics.pairs_needed(None) is None
+    # sd 5 points, 1.5-point effect: ~90 pairs (normal approximation 8 * (5 / 1.5)^2 = 89).
+    assert 85 <= noisy <= 95
+    summary = experiment.summarize(_runs({"light": 0.0, "light+hrf": -0.005, "large": 0.03}))
+    vs = summary["paired_ua_minus_large"]["conformer"]
+    assert set(vs) == {"light", "light+hrf"}
+    assert vs["light+hrf"]["mean_diff"] == pytest.approx(-0.035, abs=0.01)
+    report = experiment.reproduce_report(summary, "ravdess", 6, TrainConfig())
+    assert "## Light variants minus large" in report and "| no |" in report
+    assert summary["groups"]["conformer/light"]["seed_std"] is None  # one seed
