@@ -1,0 +1,175 @@
+"""Device cost of the light models on emulated Cortex-M: instructions, flash, RAM, flatbuffer.
+
+Usage::
+
+    python benchmarks/device_cost.py [--targets m4 m55] [--inputs 2]
+
+Needs the firmware tools and trees (``keras-hrf check --device`` says what is missing):
+``KERAS_HRF_TFLM_TREE`` / ``KERAS_HRF_TFLM_TREE_CORTEX_M``, ``arm-none-eabi-g++``,
+``qemu-system-arm``. Each model (untrained, seed 0: instruction counts do not depend on the
+weights' values) is exported with :func:`keras_hrf.export.export` exactly as a run's export is,
+which builds the real firmware and runs it under QEMU (``-icount shift=0``: one instruction per
+virtual nanosecond, so SysTick ticks count instructions). Per model and target it reports
+instructions per inference and per MAC, the five costliest op types, the ``main.cc`` firmware's
+flash and RAM (GNU ld map) and the arena; per model the flatbuffer against its weights.
+
+Two cuts are measured on the first model by undoing them: the tensor names the export strips
+(flatbuffer bytes) and newlib-nano (the firmware linked against the full newlib). Prints Markdown
+tables and writes ``benchmarks/results/device_cost.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+#: (label, family, size, model options): the light presets, and the Conformer with ReLU.
+MODELS = [
+    ("conformer light", "conformer", "light", {}),
+    ("conformer light relu", "conformer", "light", {"activation": "relu"}),
+    ("ds_cnn light", "ds_cnn", "light", {}),
+    ("conv_transformer light", "conv_transformer", "light", {}),
+    ("speechformer light", "speechformer", "light", {}),
+]
+#: Flash and RAM budgets of the issue (a Cortex-M4 board with 256 KiB flash and 96 KiB RAM).
+FLASH_BUDGET, RAM_BUDGET = 256 * 1024, 96 * 1024
+
+
+def _export(family, size, options, out: Path, targets, inputs: int, strip: bool = True):
+    """Export an untrained model into ``out`` (firmware measured on ``targets``); returns the
+    :class:`keras_hrf.export.ExportResult`."""
+    import numpy as np
+
+    from data_prep.features import FeatureParams, Normalizer
+    from keras_hrf import models
+    from keras_hrf.export import export
+
+    params = FeatureParams()
+    model = models.build(family, size, num_classes=8, seed=0, **options)
+    x = np.random.default_rng(0).standard_normal((64, params.frames, params.n_mels))
+    ones = np.ones(params.n_mels, "float32")
+    return export(
+        model,
+        out,
+        representative_data=x.astype("float32"),
+        labels=[f"class{i}" for i in range(8)],
+        feature_params=params,
+        normalizer=Normalizer(0 * ones, ones),
+        origin={"family": family, "size": size, "options": options, "trained": False},
+        num_samples=32,
+        firmware=list(targets) or None,
+        firmware_inputs=inputs,
+        strip_names=strip,
+    )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--targets", nargs="+", default=["m4", "m55"])
+    parser.add_argument("--inputs", type=int, default=2, help="inputs the harness runs")
+    parser.add_argument("--models", nargs="+", default=[m[0] for m in MODELS])
+    parser.add_argument("--out", default="benchmarks/results/device_cost.json")
+    args = parser.parse_args(argv)
+
+    from keras_hrf.device import firmware
+
+    trees = firmware.Trees.from_env()
+    for target in args.targets:
+        reason = firmware.missing(target, trees, "harness")
+        if reason is not None:
+            sys.exit(f"device_cost.py: cannot build for {target}: {reason}")
+    chosen = [m for m in MODELS if m[0] in args.models]
+    if not chosen:
+        sys.exit(f"device_cost.py: --models must name some of {[m[0] for m in MODELS]}")
+
+    tmp = Path(tempfile.mkdtemp(prefix="device-cost-"))
+    rows, cuts = {}, {}
+    for i, (label, family, size, options) in enumerate(chosen):
+        print(f"[{i + 1}/{len(chosen)}] {label} ...", flush=True)
+        out = tmp / label.replace(" ", "_")
+        result = _export(family, size, options, out, args.targets, args.inputs)
+        if result.firmware is None or not result.firmware.targets:
+            sys.exit(f"device_cost.py: no firmware was measured: {result.firmware}")
+        fw = result.firmware.to_dict()
+        row = {"macs": fw["macs"], "weight_bytes": fw["weight_bytes"], "targets": {}}
+        row["flatbuffer_bytes"] = (out / "model_int8.tflite").stat().st_size
+        row["flatbuffer_over_weights"] = round(row["flatbuffer_bytes"] / fw["weight_bytes"], 3)
+        row["flatbuffer_breakdown"] = fw["flatbuffer"]
+        for target, f in fw["targets"].items():
+            ops = sorted(f["op_instructions"].items(), key=lambda kv: -kv[1])
+            row["targets"][target] = {
+                "bit_identical": f["identical"] == f["inputs"],
+                "instructions": f["instructions"],
+                "instructions_per_mac": round(f["instructions"] / fw["macs"], 2),
+                "top_ops": {k: round(v) for k, v in ops[:5]},
+                "flash_total": f["flash_total"],
+                "ram_total": f["ram_total"],
+                "flash": f["flash"],
+                "ram": f["ram"],
+                "arena_used": f["arena_used"],
+                "stack_used": f["stack_used"],
+            }
+        rows[label] = row
+        if i == 0:  # the cuts, undone one at a time on the first model
+            flat = (out / "model_int8.tflite").read_bytes()
+            names = json.loads((out / "tensor_names.json").read_text())
+            _export(family, size, options, tmp / "unstripped", [], 1, strip=False)
+            full = (tmp / "unstripped" / "model_int8.tflite").stat().st_size
+            cuts["tensor_names_bytes"] = full - len(flat)
+            cuts["tensor_names_count"] = sum(len(v) for v in names.values())
+            target = args.targets[0]
+            build = tmp / "full_newlib"
+            firmware.build(out, target, "main", trees=trees, build_dir=build,
+                           make_vars={"LIBC_SPECS": ""})  # fmt: skip
+            fp = firmware.read_map(build / target / "main" / "app.map")
+            cuts["newlib_nano_target"] = target
+            cuts["full_newlib_flash_total"] = fp.flash_total
+            cuts["newlib_nano_flash_saved"] = fp.flash_total - row["targets"][target]["flash_total"]
+            cuts["full_newlib_ram_total"] = fp.ram_total
+
+    print()
+    print("| model | target | instructions | per MAC | top ops (M instructions) | flash | RAM |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for label, row in rows.items():
+        for target, t in row["targets"].items():
+            top = ", ".join(f"{k} {v / 1e6:.1f}" for k, v in list(t["top_ops"].items())[:3])
+            print(
+                f"| {label} | {target} | {t['instructions'] / 1e6:.1f} M | "
+                f"{t['instructions_per_mac']} | {top} | {t['flash_total']:,} B | "
+                f"{t['ram_total']:,} B |"
+            )
+    print()
+    print("| model | flatbuffer | weights | ratio |")
+    print("| --- | --- | --- | --- |")
+    for label, row in rows.items():
+        print(
+            f"| {label} | {row['flatbuffer_bytes']:,} B | {row['weight_bytes']:,} B | "
+            f"{row['flatbuffer_over_weights']} |"
+        )
+    print()
+    print(f"cuts on {chosen[0][0]}: {json.dumps(cuts)}")
+    result = {
+        "models": rows,
+        "cuts": cuts,
+        "budgets": {"flash_bytes": FLASH_BUDGET, "ram_bytes": RAM_BUDGET},
+        "inputs_per_target": args.inputs,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = out.with_suffix(".json.tmp")
+    tmp_out.write_text(json.dumps(result, indent=2) + "\n")
+    tmp_out.replace(out)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
