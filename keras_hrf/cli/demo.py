@@ -26,7 +26,11 @@ def demo_command_parser(sub):
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     p.add_argument("--quick", action="store_true", help="small corpus, few epochs, no large")
     add_corpus_args(p, required=False)
-    p.add_argument("--family", default="conv_transformer")
+    p.add_argument(
+        "--family",
+        default="ds_cnn",
+        help="model family (default ds_cnn: the best light model per byte on RAVDESS)",
+    )
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     add_folds_file(p)

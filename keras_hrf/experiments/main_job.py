@@ -22,7 +22,7 @@ def demo(
     quick: bool = False,
     corpus: str | DataSpec | None = None,
     root: str | Path | None = None,
-    family: str = "conv_transformer",
+    family: str = "ds_cnn",
     seed: int = 0,
     epochs: int | None = None,
     model_overrides: dict | None = None,
@@ -39,7 +39,8 @@ def demo(
         corpus: Corpus name, or a :class:`data_prep.prepare.DataSpec` (several corpora, a label
             map); ``None`` generates the built-in synthetic corpus into ``out/data``.
         root: The corpus root (required with a corpus name).
-        family: Model family.
+        family: Model family; default ``ds_cnn``, the best deployable light model per byte on
+            the RAVDESS EmoBox folds (``results/ravdess/REPORT.md``).
         seed: Seed of data generation, split, initialisation and training.
         epochs: Override the number of epochs.
         model_overrides: Preset hyper-parameters to change for every variant (e.g. a tiny
