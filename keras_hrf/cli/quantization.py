@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from keras_hrf.cli.common import add_corpus_args, add_folds_file, add_parser
+from keras_hrf.cli.common import (
+    add_corpus_args,
+    add_executor_args,
+    add_folds_file,
+    add_parser,
+    check_executor_args,
+)
 
 EPILOG = """
     examples:
       keras-hrf reproduce --corpus ravdess --root DATA --variants light+hrf light+qhrf \\
           --out results/x                                   # the runs it compares
       keras-hrf quantization --corpus ravdess --root DATA --out results/x --seeds 1
+      keras-hrf quantization --corpus ravdess --root DATA --out results/x --seeds 3 \\
+          --executor ray --address auto                      # the fine-tunings on a cluster
     """
 
 
@@ -46,15 +54,26 @@ def quantization_command_parser(sub):
     p.add_argument(
         "--report-only", action="store_true", help="fine-tune nothing: summarise what exists"
     )
+    add_executor_args(p, runs=True)
     p.set_defaults(handler=run)
     return p
 
 
 def run(args) -> int:
     from keras_hrf.cli.common import data_spec
+    from keras_hrf.experiments.executors import make_executor
     from keras_hrf.experiments.quant_study import quantization_study
     from keras_hrf.training import QATConfig
 
+    check_executor_args(args)
+    executor = make_executor(
+        args.executor,
+        address=args.address,
+        cpus_per_run=args.cpus_per_run,
+        gpus_per_run=args.gpus_per_run,
+        max_retries=args.max_retries,
+        shared_fs=args.shared_fs,
+    )
     quantization_study(
         data_spec(args),
         None,
@@ -69,6 +88,7 @@ def run(args) -> int:
         control=args.control,
         layer_norm_l2=args.l2,
         folds_file=args.folds_file,
+        executor=executor,
     )
     print((Path(args.out) / "QUANT.md").read_text())
     return 0

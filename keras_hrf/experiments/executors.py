@@ -26,7 +26,7 @@ import os
 import tempfile
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -72,10 +72,33 @@ class GridRun:
 
 
 @dataclasses.dataclass(frozen=True)
-class Failure:
-    """A run that raised: which, and the last line of its error."""
+class FolderTask:
+    """Work on a finished run folder that writes one sub-folder of it (the quantization study's
+    fine-tunings): ``fn(source, **shared)`` reads ``source`` and writes ``source/output``.
 
-    run: GridRun
+    Attributes:
+        name: What the progress bar and a failure report call it.
+        source: The run folder read (on Ray shipped to the worker unless ``shared_fs``).
+        output: Name of the sub-folder ``fn`` writes (the driver writes it back atomically).
+        fn: A picklable callable (a module-level function or a ``functools.partial`` of one).
+    """
+
+    name: str
+    source: Path
+    output: str
+    fn: Callable
+
+    @property
+    def run_dir(self) -> Path:
+        return self.source / self.output
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    """A run (a :class:`GridRun` or :class:`FolderTask`) that raised: which, and the last line
+    of its error."""
+
+    run: GridRun | FolderTask
     error: str
 
 
@@ -128,6 +151,14 @@ class LocalExecutor:
                     "teacher's variant before the distilled one"
                 )
             _train_and_save(run, data, run.run_dir, export, progress)
+        return []
+
+    def run_folder_tasks(
+        self, tasks: Sequence[FolderTask], shared: dict, *, progress: bool
+    ) -> list[Failure]:
+        """Each task in this process, in order (a raising task stops the loop)."""
+        for task in tasks:
+            task.fn(task.source, **shared)
         return []
 
 
@@ -196,6 +227,38 @@ def _ray_task(
         if not shared_fs:
             result["files"] = _read_tree(out)
         return result
+
+
+def _ray_folder_task(
+    task: FolderTask, shared: dict, files: dict[str, bytes] | None, threads: int
+) -> dict:
+    """Worker side of a :class:`FolderTask`: the written sub-folder's files (``files``: the run
+    folder's, shipped by the driver; None with a shared filesystem), or the error."""
+    import contextlib
+    import io
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _set_threads(threads)
+    log = io.StringIO()
+    with tempfile.TemporaryDirectory(prefix="keras-hrf-task-") as tmp:
+        source = task.source
+        if files is not None:
+            source = Path(tmp) / "source"
+            for rel, blob in files.items():
+                (source / rel).parent.mkdir(parents=True, exist_ok=True)
+                (source / rel).write_bytes(blob)
+        try:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                task.fn(source, **shared)
+        except Exception:
+            return {"error": traceback.format_exc(), "log": log.getvalue()}
+        return {} if files is None else {"files": _read_tree(source / task.output)}
+
+
+def task_files(task: FolderTask) -> dict[str, bytes]:
+    """The files of a task's run folder that travel to a worker: the top level (models,
+    configuration, representative data), not the sub-folders (device files, other tasks')."""
+    return {p.name: p.read_bytes() for p in sorted(task.source.iterdir()) if p.is_file()}
 
 
 def _fix_teacher_path(files: dict[str, bytes], teacher_dir: Path) -> None:
@@ -327,6 +390,59 @@ class RayExecutor:
                         _write_run(r.run_dir, files, out["log"])
                     bar.update(1)
                     bar.set_postfix(running=len(running), failed=len(failures))
+            except KeyboardInterrupt:
+                for ref in running:
+                    ray.cancel(ref, force=True)
+                raise
+            finally:
+                bar.close()
+        return failures
+
+    def run_folder_tasks(
+        self, tasks: Sequence[FolderTask], shared: dict, *, progress: bool
+    ) -> list[Failure]:
+        """Each task a Ray task; the big ``shared`` arrays go into the object store once, the run
+        folder's top-level files travel with the task (unless ``shared_fs``), the driver writes the
+        returned sub-folder atomically; failures are reported and the rest goes on."""
+        from tqdm.auto import tqdm
+
+        from data_prep import cluster
+
+        failures: list[Failure] = []
+        with cluster.connect(
+            self.address, cpus_per_task=self.cpus_per_run, gpus_per_task=self.gpus_per_run
+        ) as ray:
+            remote = ray.remote(_ray_folder_task).options(
+                num_cpus=self.cpus_per_run,
+                num_gpus=self.gpus_per_run,
+                max_retries=self.max_retries,
+                retry_exceptions=False,
+            )
+            shared_ref = ray.put(shared)
+            threads = max(1, int(round(self.cpus_per_run)))
+            running = {
+                remote.remote(t, shared_ref, None if self.shared_fs else task_files(t), threads): t
+                for t in tasks
+            }
+            bar = tqdm(total=len(running), desc="tasks", unit="task", disable=not progress)
+            try:
+                while running:
+                    bar.set_postfix(running=len(running), failed=len(failures))
+                    done, _ = ray.wait(list(running), num_returns=1)
+                    task = running.pop(done[0])
+                    try:
+                        out = ray.get(done[0])
+                    except (ray.exceptions.RayError, OSError) as exc:
+                        out = {"error": f"{type(exc).__name__}: {exc}", "log": ""}
+                    if "error" in out:
+                        failures.append(Failure(task, out["error"].strip().splitlines()[-1]))
+                        bar.write(f"failed: {task.name}: {failures[-1].error}")
+                    elif not self.shared_fs:
+                        with reports.atomic_folder(task.run_dir) as tmp:
+                            for rel, blob in out["files"].items():
+                                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                                (tmp / rel).write_bytes(blob)
+                    bar.update(1)
             except KeyboardInterrupt:
                 for ref in running:
                     ray.cancel(ref, force=True)

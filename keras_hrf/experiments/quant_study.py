@@ -24,6 +24,8 @@ the number of runs and the largest LiteRT-vs-TFLM output difference) and ``QUANT
 from __future__ import annotations
 
 import dataclasses
+import functools
+import itertools
 import json
 import time
 from collections.abc import Sequence
@@ -35,6 +37,7 @@ from data_prep import encode_labels, load_features
 from data_prep.prepare import DataSpec
 from keras_hrf import reports
 from keras_hrf.device import runtimes
+from keras_hrf.experiments.executors import FolderTask, LocalExecutor, is_finished
 from keras_hrf.experiments.reproduction import make_folds
 from keras_hrf.training import QATConfig, fine_tune, load_run, read_metrics
 from keras_hrf.training.metrics import classification_metrics
@@ -215,6 +218,7 @@ def quantization_study(
     layer_norm_l2: bool = False,
     progress: bool = True,
     folds_file: str | Path | None = None,
+    executor=None,
 ) -> dict:
     """Compare PTQ, QAT and quantization-aware HRF on the reproduction's runs (see module doc).
 
@@ -235,6 +239,9 @@ def quantization_study(
             (method ``ptq_l2``; no training, ~1 minute per run).
         progress: Progress bars.
         folds_file: The published folds the reproduction used (replaces ``n_folds``).
+        executor: Who runs the missing fine-tunings (:func:`keras_hrf.experiments.executors.
+            make_executor`): default this process; ``"ray"``'s workers get the run folder's
+            files and return the ``qat/`` (``ft/``) folder, which this process writes.
 
     Returns:
         The summary written to ``quantization.json``.
@@ -253,6 +260,24 @@ def quantization_study(
     all_splits, _ = make_folds(manifest, n_folds, folds_file, spec)
     n_folds = len(all_splits)
     fold_ids = list(range(n_folds)) if folds is None else list(folds)
+    # The missing fine-tunings first, through the executor; the loop below then reads them.
+    tasks = []
+    for family, fold, seed in itertools.product(families, fold_ids, seeds):
+        base = out / "runs" / family / _VARIANT_DIR["qat"] / f"fold{fold}_seed{seed}"
+        for method, cfg in (("qat", qat_config), ("ft", control_config)):
+            wanted = run_qat and (method == "qat" or control)
+            if wanted and is_finished(base) and not is_finished(base / method):
+                fn = functools.partial(
+                    _qat_run, split=all_splits[fold], qat_config=cfg, progress=False, name=method
+                )
+                label = f"{family} {method} fold {fold} seed {seed}"
+                tasks.append(FolderTask(label, base, method, fn))
+    failures = (executor or LocalExecutor()).run_folder_tasks(
+        tasks, {"feats": feats, "y_all": y_all}, progress=progress
+    )
+    failed = {f.run.run_dir for f in failures}
+    for f in failures:
+        print(f"quantization: {f.run.name} failed: {f.error}")
     rows = []
     for family in families:
         for fold in fold_ids:
@@ -263,6 +288,8 @@ def quantization_study(
                 if (base / "metrics.json").is_file():
                     for method, cfg in (("qat", qat_config), ("ft", control_config)):
                         wanted = run_qat and (method == "qat" or control)
+                        if base / method in failed:
+                            continue
                         if wanted or (base / method / "metrics.json").is_file():
                             tuned[method] = _qat_run(
                                 base, feats, y_all, all_splits[fold], cfg, progress, method

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -40,10 +41,16 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory):
     """``HOST:PORT`` of a two-node Ray cluster on loopback (one CPU per node)."""
-    import ray  # noqa: F401  (fails, not skips, without the extra)
-
     port = _free_port()
     tmp = tmp_path_factory.mktemp("ray")
+    # Ray's token authentication with a token of this cluster's own, for the nodes, the
+    # drivers started by the tests and this process: a user's ~/.ray/auth_token would otherwise
+    # switch the head to token mode and leave the second node without the token.
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    saved = {k: os.environ.get(k) for k in auth}
+    os.environ.update(auth)
+    import ray  # noqa: F401  (fails, not skips, without the extra; after the token: Ray reads it once)
+
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
     head = [RAY, "start", "--head", "--port", str(port), "--include-dashboard=false"]
@@ -60,6 +67,11 @@ def ray_cluster(tmp_path_factory):
         yield f"127.0.0.1:{port}"
     finally:
         subprocess.run([RAY, "stop", "--force"], env=env, timeout=180, capture_output=True)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _reproduce(root, cache, out, *extra) -> list[str]:
@@ -212,3 +224,44 @@ def test_feature_extraction_on_ray_writes_the_same_cache_and_reports_bad_files(
     assert [b.path for b in m_remote.attrs["bad_files"]] == [str(bad)]
     entries = lambda d: sorted(p.name for p in d.rglob("*.npy"))  # noqa: E731
     assert entries(tmp_path / "b") == entries(tmp_path / "a") and len(entries(tmp_path / "a")) == 40
+
+
+def test_quantization_study_fine_tunes_on_ray_as_locally(
+    ray_cluster, local_grid, synthetic_root, tmp_path
+):
+    """The study's QAT fine-tunings as Ray tasks: the worker gets the run folder's files, the
+    driver writes the returned qat/ folder; the figures equal the local executor's."""
+    import shutil
+
+    from keras_hrf.experiments.executors import RayExecutor
+    from keras_hrf.experiments.quant_study import quantization_study
+    from keras_hrf.training import QATConfig
+
+    grid, cache = local_grid
+    outs = {}
+    for name in ("local", "ray"):
+        out = tmp_path / name
+        run = "runs/conv_transformer/light_hrf/fold0_seed0"  # one fine-tuning each, for time
+        shutil.copytree(grid / run, out / run)
+        executor = RayExecutor(address=ray_cluster) if name == "ray" else None
+        quantization_study(
+            "synthetic",
+            synthetic_root,
+            out,
+            families=["conv_transformer"],
+            seeds=[0],
+            folds=[0],
+            n_folds=2,
+            qat_config=QATConfig(epochs=1),
+            cache_dir=cache,
+            progress=False,
+            executor=executor,
+        )
+        outs[name] = out
+    rel = "runs/conv_transformer/light_hrf/fold0_seed0/qat"
+    local = json.loads((outs["local"] / rel / "metrics.json").read_text())
+    remote = json.loads((outs["ray"] / rel / "metrics.json").read_text())
+    for key in ("float", "int8", "agreement", "history"):
+        assert remote[key] == local[key], key
+    assert (outs["ray"] / rel / "model_qat.keras").is_file()
+    assert not list(outs["ray"].glob("runs/**/.*tmp*"))
