@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -261,6 +263,27 @@ def task_files(task: FolderTask) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(task.source.iterdir()) if p.is_file()}
 
 
+def _catch_sigint() -> tuple[threading.Event, Callable[[], None]]:
+    """Ctrl-C as an event the driver's loop checks between short waits (and a function that
+    puts the previous handler back): a SIGINT that arrives while the driver blocks in Ray is
+    not left to whatever Ray does with it (on an idle machine a driver blocked in ``ray.wait``
+    once ran its grid to the end after a SIGINT). Off the main thread nothing is installed."""
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        return event, lambda: None
+    previous = signal.signal(signal.SIGINT, lambda *_: event.set())
+    return event, lambda: signal.signal(signal.SIGINT, previous)
+
+
+def _wait_one(ray, running: dict, interrupted: threading.Event) -> list:
+    """The next finished task (a list of one), or ``[]`` after a second without one; raises
+    KeyboardInterrupt once Ctrl-C was pressed."""
+    done, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+    if interrupted.is_set():
+        raise KeyboardInterrupt
+    return done
+
+
 def _fix_teacher_path(files: dict[str, bytes], teacher_dir: Path) -> None:
     """The worker trained against a copy of the teacher; the run folder names the real one."""
     import json
@@ -338,6 +361,7 @@ class RayExecutor:
             threads = max(1, int(round(self.cpus_per_run)))
             waiting, running, failed_dirs = list(runs), {}, set()
             bar = tqdm(total=len(runs), desc="grid", unit="run", disable=not progress)
+            interrupted, restore_sigint = _catch_sigint()
             try:
                 while waiting or running:
                     for r in list(waiting):
@@ -369,7 +393,9 @@ class RayExecutor:
                         if waiting:  # cannot happen: every teacher is finished or scheduled
                             raise RuntimeError(f"{waiting[0].name}: its teacher never ran")
                         continue
-                    done, _ = ray.wait(list(running), num_returns=1)
+                    done = _wait_one(ray, running, interrupted)
+                    if not done:
+                        continue
                     r = running.pop(done[0])
                     try:
                         out = ray.get(done[0])
@@ -396,6 +422,7 @@ class RayExecutor:
                 raise
             finally:
                 bar.close()
+                restore_sigint()
         return failures
 
     def run_folder_tasks(
@@ -425,10 +452,13 @@ class RayExecutor:
                 for t in tasks
             }
             bar = tqdm(total=len(running), desc="tasks", unit="task", disable=not progress)
+            interrupted, restore_sigint = _catch_sigint()
             try:
                 while running:
                     bar.set_postfix(running=len(running), failed=len(failures))
-                    done, _ = ray.wait(list(running), num_returns=1)
+                    done = _wait_one(ray, running, interrupted)
+                    if not done:
+                        continue
                     task = running.pop(done[0])
                     try:
                         out = ray.get(done[0])
@@ -449,6 +479,7 @@ class RayExecutor:
                 raise
             finally:
                 bar.close()
+                restore_sigint()
         return failures
 
 
