@@ -12,6 +12,7 @@ EPILOG = """
       keras-hrf convert model_merged.keras --data rep.npy --meta-from runs/x --out device/
       keras-hrf convert runs/conformer --out device/ --layer-norm l2   # LayerNorm as
                                                 # L2_NORMALIZATION: better int8 (conformer)
+      keras-hrf convert runs/ds_cnn --out device/ --per-tensor   # 1.1x the weights in flash
     """
 
 
@@ -41,6 +42,12 @@ def convert_command_parser(sub):
         help="TFLite form of every LayerNorm (same float function): rsqrt (as trained), l2 "
         "(L2_NORMALIZATION, precise on quiet frames) or pool (means as AVERAGE_POOL_2D, "
         "faster with CMSIS-NN)",
+    )
+    p.add_argument(
+        "--per-tensor",
+        action="store_true",
+        help="one int8 scale per weight tensor instead of per channel: ~18 KB smaller for the "
+        "light presets, no measurable UA loss on RAVDESS (benchmarks/per_tensor.py)",
     )
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(handler=run)
@@ -81,6 +88,7 @@ def run(args) -> int:
         },
         overwrite=args.overwrite,
         layer_norm=args.layer_norm,
+        per_channel=not args.per_tensor,
     )
     print(result.report.to_markdown())
     print(f"device artefacts written to {args.out}")

@@ -121,6 +121,7 @@ def export(
     seed: int = 0,
     layer_norm: str | None = None,
     strip_names: bool = True,
+    per_channel: bool = True,
     firmware: Sequence[str] | str | None = "auto",
     firmware_inputs: int = 32,
     trees=None,
@@ -159,6 +160,11 @@ def export(
         strip_names: Remove the internal tensor names from the int8 flatbuffer (TFLM and
             LiteRT never read them; 8 % of a light model's flash), writing them to
             ``tensor_names.json`` instead (:mod:`keras_hrf.export.slim`).
+        per_channel: Per-output-channel int8 weight scales (default). ``False``: one scale per
+            weight tensor, 18 KB smaller for the light presets with no measurable int8 loss on
+            the RAVDESS runs (``benchmarks/per_tensor.py``); the QAT mirror
+            (:mod:`keras_hrf.quantization.qat`) fake-quantizes per channel, so a QAT-tuned model
+            is best exported per channel.
         firmware: Targets to build and run the real firmware on (``"host"``, ``"m4"``,
             ``"m55"``; :mod:`keras_hrf.export.firmware_report`): their measurements go into
             ``REPORT.md`` and ``firmware.json``, and the arena measured on Cortex-M becomes the
@@ -193,7 +199,13 @@ def export(
     had_hrf = reparam.has_hrf(model)
     hrf_names = [layer.name for layer in reparam.hrf_layers(model)]
     int8 = convert(
-        model, representative_data, "int8", merge=merge, num_samples=num_samples, seed=seed
+        model,
+        representative_data,
+        "int8",
+        merge=merge,
+        num_samples=num_samples,
+        seed=seed,
+        per_channel=per_channel,
     )
     tensor_names = None
     if strip_names:
@@ -232,6 +244,7 @@ def export(
         "layer_norm_lowering": sorted(
             {layer.lowering for layer in deployed.layers if isinstance(layer, LayerNorm)}
         ),
+        "weight_scales": "per-channel" if per_channel else "per-tensor",
     }
 
     def make_meta(arena: ArenaSpec, files: dict[str, str]) -> ModelMeta:

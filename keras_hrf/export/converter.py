@@ -138,6 +138,7 @@ def make_converter(
     quantization: str = "int8",
     num_samples: int = 200,
     seed: int = 0,
+    per_channel: bool = True,
 ):
     """The ``tf.lite.TFLiteConverter`` that :func:`convert` runs, configured but not yet run.
 
@@ -157,6 +158,9 @@ def make_converter(
         quantization: ``"int8"`` or ``"float32"``.
         num_samples: Size of the representative dataset.
         seed: Seed of the random subset.
+        per_channel: Per-output-channel weight scales (the default); ``False`` gives one scale
+            per weight tensor (smaller flatbuffer, coarser weights: measured by
+            ``benchmarks/per_tensor.py``).
 
     Returns:
         A configured ``tf.lite.TFLiteConverter``.
@@ -201,6 +205,8 @@ def make_converter(
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
+        # The converter's only switch for it (TF 2.x): per-tensor scales for every weight.
+        converter._experimental_disable_per_channel = not per_channel
     return converter
 
 
@@ -214,6 +220,7 @@ def convert(
     *,
     strict: bool = True,
     layer_norm: str | None = None,
+    per_channel: bool = True,
 ) -> bytes:
     """Convert a (merged) Keras model to a TFLite flatbuffer that runs under TFLite Micro.
 
@@ -235,6 +242,8 @@ def convert(
             ``"pool"``, see
             :mod:`keras_hrf.layers.layer_norm`; the float function is unchanged); ``None``
             keeps the model's own.
+        per_channel: Per-output-channel int8 weight scales (default); ``False``: one scale per
+            weight tensor (see :func:`make_converter`).
 
     Returns:
         The flatbuffer, after :func:`keras_hrf.export.flatbuffer.validate` found no problem.
@@ -267,7 +276,9 @@ def convert(
             model = reparam.set_layer_norm_lowering(model, layer_norm)
         except ValueError as e:
             raise ConversionError(str(e)) from e
-    converter = make_converter(model, representative_data, quantization, num_samples, seed)
+    converter = make_converter(
+        model, representative_data, quantization, num_samples, seed, per_channel=per_channel
+    )
     try:
         with _quiet():
             tflite_bytes = converter.convert()

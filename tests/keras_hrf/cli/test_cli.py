@@ -158,3 +158,16 @@ def test_tensorflow_start_up_lines_stay_off_the_terminal():
     assert r.returncode == 0 and "ds_cnn" in r.stdout
     for noise in ("oneDNN", "cuda", "cpu_feature_guard", "absl::InitializeLog"):
         assert noise not in r.stderr, r.stderr[:500]
+
+
+def test_convert_per_tensor_is_smaller_and_recorded(demo_out, tmp_path):
+    """keras-hrf convert --per-tensor: one weight scale per tensor, recorded in model_meta.json,
+    and a smaller flatbuffer than the run's own (per-channel) export."""
+    out = tmp_path / "device"
+    assert main(["convert", str(demo_out / "runs/light"), "--out", str(out), "--per-tensor"]) == 0
+    meta = json.loads((out / "model_meta.json").read_text())
+    assert meta["origin"]["weight_scales"] == "per-tensor"
+    own = json.loads((demo_out / "runs/light/device/model_meta.json").read_text())
+    assert own["origin"]["weight_scales"] == "per-channel"
+    smaller = (out / "model_int8.tflite").stat().st_size
+    assert smaller < (demo_out / "runs/light/device/model_int8.tflite").stat().st_size

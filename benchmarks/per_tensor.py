@@ -1,0 +1,144 @@
+"""Per-tensor vs per-channel int8 weights on trained runs: flatbuffer bytes against int8 accuracy.
+
+Usage::
+
+    python benchmarks/per_tensor.py RUN_DIR [RUN_DIR ...] [--root RAVDESS_ROOT]
+
+Each run folder (e.g. ``results/ravdess/runs/ds_cnn/light/fold*_seed0``) is converted twice from
+its merged model and its own calibration data (``representative.npy``), once with the default
+per-channel weight scales and once with one scale per weight tensor
+(:func:`keras_hrf.export.convert` ``per_channel=False``), tensor names stripped as the export
+does. Both run under LiteRT on the run's test speakers (from its ``config.json``; features from
+the cache, ``--root`` or ``KERAS_HRF_RAVDESS``). Per run: flatbuffer bytes, int8 UA, agreement
+with the float model; then the paired mean difference over the runs. Prints a Markdown table and
+writes ``benchmarks/results/per_tensor.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--root", default=os.environ.get("KERAS_HRF_RAVDESS"))
+    parser.add_argument("--cache", default=".cache/features")
+    parser.add_argument("--out", default="benchmarks/results/per_tensor.json")
+    args = parser.parse_args(argv)
+    for run in args.runs:
+        if not (run / "metrics.json").is_file():
+            sys.exit(f"per_tensor.py: {run} is not a finished run folder (no metrics.json)")
+    if not args.root:
+        sys.exit("per_tensor.py: give --root (the RAVDESS folder) or set KERAS_HRF_RAVDESS")
+
+    import numpy as np
+
+    from data_prep import encode_labels, load_features
+    from data_prep.int8 import quantize
+    from keras_hrf import reports
+    from keras_hrf.device import runtimes
+    from keras_hrf.export import convert, slim
+    from keras_hrf.export.flatbuffer import as_input_batch
+    from keras_hrf.training import load_run
+    from keras_hrf.training.metrics import classification_metrics
+
+    feats, manifest, _ = load_features("ravdess", args.root, args.cache, progress=False)
+    y_all, _ = encode_labels(manifest["emotion"])
+    rows = []
+    for run_dir in args.runs:
+        run = load_run(run_dir)
+        test_speakers = json.loads((run_dir / "config.json").read_text())["split"]["test_speakers"]
+        test = manifest["speaker"].astype(str).isin(test_speakers).to_numpy()
+        x = run.normalizer.transform(feats[test])
+        y = y_all[test]
+        y_float = run.merged.predict(x, verbose=0, batch_size=256).argmax(-1)
+        representative = np.load(run_dir / "representative.npy")
+        row = {
+            "run": str(run_dir),
+            "float_ua": classification_metrics(y, y_float, run.labels)["ua"],
+        }
+        for name, per_channel in (("per_channel", True), ("per_tensor", False)):
+            flat = convert(run.merged, representative, per_channel=per_channel)
+            flat, _ = slim.strip_tensor_names(flat)
+            detail = runtimes.litert_interpreter(flat).get_input_details()[0]
+            x_int8 = quantize(as_input_batch(x, detail["shape"]), *detail["quantization"])
+            y_int8 = runtimes.run_litert(flat, x_int8)[0].argmax(-1)
+            breakdown = slim.size_breakdown(flat)
+            row[name] = {
+                "bytes": len(flat),
+                "quantization_bytes": breakdown["quantization"],
+                "weights_bytes": breakdown["weights"],
+                "int8_ua": classification_metrics(y, y_int8, run.labels)["ua"],
+                "agreement_with_float": float(np.mean(y_int8 == y_float)),
+            }
+        rows.append(row)
+        pc, pt = row["per_channel"], row["per_tensor"]
+        print(
+            f"{run_dir}: {pc['bytes']:,} -> {pt['bytes']:,} B, int8 UA "
+            f"{100 * pc['int8_ua']:.1f} -> {100 * pt['int8_ua']:.1f}",
+            file=sys.stderr,
+            flush=True,
+        )
+    diff = np.array([r["per_tensor"]["int8_ua"] - r["per_channel"]["int8_ua"] for r in rows])
+    agree = np.array(
+        [r["per_tensor"]["agreement_with_float"] - r["per_channel"]["agreement_with_float"]
+         for r in rows]
+    )  # fmt: skip
+    table = reports.markdown_table(
+        ["run", "bytes per-channel -> per-tensor", "x weights", "int8 UA", "agrees with float"],
+        [
+            [
+                r["run"],
+                f"{r['per_channel']['bytes']:,} -> {r['per_tensor']['bytes']:,}",
+                f"{r['per_channel']['bytes'] / r['per_channel']['weights_bytes']:.2f} -> "
+                f"{r['per_tensor']['bytes'] / r['per_tensor']['weights_bytes']:.2f}",
+                f"{100 * r['per_channel']['int8_ua']:.1f} -> "
+                f"{100 * r['per_tensor']['int8_ua']:.1f}",
+                f"{100 * r['per_channel']['agreement_with_float']:.1f} -> "
+                f"{100 * r['per_tensor']['agreement_with_float']:.1f} %",
+            ]
+            for r in rows
+        ],
+    )
+    print(table)
+    import pandas as pd
+
+    from keras_hrf.experiments.statistics import paired_difference
+
+    ua = {
+        name: pd.Series([r[name]["int8_ua"] for r in rows], index=[r["run"] for r in rows])
+        for name in ("per_channel", "per_tensor")
+    }
+    paired = paired_difference(ua["per_channel"], ua["per_tensor"])
+    summary = {
+        "runs": len(rows),
+        "paired_int8_ua_per_tensor_minus_per_channel": paired,
+        "mean_int8_ua_diff": float(diff.mean()),
+        "int8_ua_diffs": diff.tolist(),
+        "mean_agreement_diff": float(agree.mean()),
+        "mean_bytes_saved": float(
+            np.mean([r["per_channel"]["bytes"] - r["per_tensor"]["bytes"] for r in rows])
+        ),
+    }
+    print(
+        f"\nper-tensor minus per-channel over {len(rows)} runs: int8 UA "
+        f"{100 * summary['mean_int8_ua_diff']:+.2f} points (95 % CI "
+        f"[{100 * paired['ci95'][0]:+.2f}, {100 * paired['ci95'][1]:+.2f}], Wilcoxon p "
+        f"{paired['wilcoxon_p']:.2f}), agreement with float "
+        f"{100 * summary['mean_agreement_diff']:+.2f} points, "
+        f"{summary['mean_bytes_saved']:,.0f} bytes saved"
+    )
+    reports.atomic_write_json(args.out, {"summary": summary, "rows": rows})
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
