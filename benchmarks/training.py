@@ -1,15 +1,28 @@
-"""Training cost: seconds per epoch of light vs light+HRF vs large, as ratios measured in one run.
+"""Training cost: seconds per epoch of the old and the new training setting, and of the training
+options that could make epochs faster, as ratios measured in one run.
 
 Usage::
 
     python benchmarks/training.py [--root RAVDESS_ROOT] [--families ...] [--epochs 3]
 
 Uses RAVDESS features (``--root`` or ``KERAS_HRF_RAVDESS``) when given, otherwise a generated
-synthetic corpus. Each variant is trained for ``--epochs`` epochs on the same split with one
-TensorFlow thread; the first epoch (graph tracing) is reported separately and the median of the
-remaining epochs is the steady-state time. Variants are interleaved family by family so that
-machine load affects them alike. Prints a Markdown table and writes
-``benchmarks/results/training.json``.
+synthetic corpus. For every light preset (and ds_cnn) it trains, on the same split, with one
+TensorFlow thread:
+
+- ``old``: the light preset and recipe of the first landing (commit 51ca6f4: the Conv1D/linear
+  stem at the input's 10 ms frames, the presets of that commit, no EMA, mixup or time shift);
+- ``new``: today's preset (Conv2D stem for the Transformers) and ``TrainConfig``'s defaults;
+- ``new b64``: the same with batch 64 (half the optimiser steps per epoch);
+- ``new+hrf`` and ``large`` with ``--variants`` (HRF's and the large preset's cost).
+
+The first epoch (graph tracing) is reported separately and the median of the remaining epochs is
+the steady-state time.
+
+XLA is not among the settings: Keras refuses ``jit_compile=True`` while TensorFlow's op determinism
+is enabled (``keras.src.trainers.trainer.model_supports_jit``), and ``fit`` enables it so that a
+seed gives the same weights on CPU; the run falls back to no XLA with a warning (measured: the
+same s/epoch within noise). Settings are interleaved family by family so that machine load affects
+them alike. Prints a Markdown table and writes ``benchmarks/results/training.json``.
 """
 
 from __future__ import annotations
@@ -25,14 +38,45 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+#: The light presets of commit 51ca6f4 (what the first benchmark measured), as model options.
+OLD_PRESETS = {
+    "conv_transformer": dict(d_model=64, num_heads=4, ffn_dim=128, num_blocks=2, stem="conv1d"),
+    "conformer": dict(d_model=48, num_heads=4, ffn_dim=96, num_blocks=2, stem="conv1d"),
+    "speechformer": dict(dims=(32, 32, 48, 48), blocks=(1, 1, 1, 1), num_heads=4),
+    "ds_cnn": {},  # the peer arrived later; its "old" is the old recipe only
+}
+#: The recipe of commit 51ca6f4 (recipe v1) where it differs from TrainConfig's defaults.
+OLD_RECIPE = dict(
+    ema=0.0,
+    mixup=0.0,
+    time_shift=0,
+    selection="best",
+    weight_decay=0.0,
+    label_smoothing=0.0,
+    warmup_epochs=0,
+)
+
+
+def settings(family: str, with_variants: bool) -> list[tuple[str, dict]]:
+    """(name, TrainConfig fields) of every setting measured for ``family``."""
+    out = [
+        ("old", dict(model_overrides=OLD_PRESETS[family], **OLD_RECIPE)),
+        ("new", {}),
+        ("new b64", dict(batch_size=64)),
+    ]
+    if with_variants:
+        out += [("new+hrf", dict(hrf={})), ("large", dict(size="large"))]
+    return out
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", default=os.environ.get("KERAS_HRF_RAVDESS"))
+    parser.add_argument("--families", nargs="+", default=list(OLD_PRESETS))
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument(
-        "--families", nargs="+", default=["conv_transformer", "conformer", "speechformer"]
+        "--variants", action="store_true", help="also light+HRF and large (new setting)"
     )
-    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--cache", default=".cache/features")
     parser.add_argument("--out", default="benchmarks/results/training.json")
     args = parser.parse_args(argv)
@@ -45,7 +89,6 @@ def main(argv=None) -> int:
 
     from data_prep import load_features, splits, synthetic
     from keras_hrf import reports
-    from keras_hrf.experiments.variants import VARIANTS
     from keras_hrf.training import TrainConfig, fit
 
     if args.root:
@@ -65,9 +108,8 @@ def main(argv=None) -> int:
 
     rows = []
     for family in args.families:
-        for variant in ("light", "light+hrf", "large"):
-            size, hrf = VARIANTS[variant]
-            cfg = TrainConfig(family=family, size=size, hrf=hrf, epochs=args.epochs, patience=0)
+        for name, fields in settings(family, args.variants):
+            cfg = TrainConfig(family=family, epochs=args.epochs, patience=0, **fields)
             timer = EpochTimer()
             timer.times = []
             result = fit(
@@ -83,7 +125,8 @@ def main(argv=None) -> int:
             rows.append(
                 {
                     "family": family,
-                    "variant": variant,
+                    "setting": name,
+                    "fields": {k: v for k, v in fields.items()},
                     "params_train": result.metrics.params_train,
                     "params_deployed": result.metrics.params_deployed,
                     "first_epoch_s": timer.times[0],
@@ -91,25 +134,29 @@ def main(argv=None) -> int:
                     "train_examples": int(len(split.train)),
                 }
             )
-            print(f"{family} {variant}: {steady:.2f} s/epoch", file=sys.stderr)
+            print(f"{family} {name}: {steady:.2f} s/epoch", file=sys.stderr, flush=True)
     for r in rows:
-        light = next(x for x in rows if x["family"] == r["family"] and x["variant"] == "light")
-        r["ratio_vs_light"] = r["epoch_s"] / light["epoch_s"]
+        old = next(x for x in rows if x["family"] == r["family"] and x["setting"] == "old")
+        new = next(x for x in rows if x["family"] == r["family"] and x["setting"] == "new")
+        r["ratio_vs_old"] = r["epoch_s"] / old["epoch_s"]
+        r["ratio_vs_new"] = r["epoch_s"] / new["epoch_s"]
     table = reports.markdown_table(
-        ["family", "variant", "params train / deployed", "first epoch s", "s / epoch", "x light"],
+        ["family", "setting", "params train / deployed", "first epoch s", "s / epoch", "x old",
+         "x new"],
         [
             [
                 r["family"],
-                r["variant"],
+                r["setting"],
                 f"{r['params_train']:,} / {r['params_deployed']:,}",
                 f"{r['first_epoch_s']:.1f}",
                 f"{r['epoch_s']:.2f}",
-                f"{r['ratio_vs_light']:.2f}",
+                f"{r['ratio_vs_old']:.2f}",
+                f"{r['ratio_vs_new']:.2f}",
             ]
             for r in rows
         ],
-    )
-    print(f"{corpus}: {len(split.train)} training utterances per epoch, batch 32, 1 thread\n")
+    )  # fmt: skip
+    print(f"{corpus}: {len(split.train)} training utterances per epoch, 1 thread\n")
     print(table)
     out = {
         "corpus": corpus,
