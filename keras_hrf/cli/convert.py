@@ -46,8 +46,9 @@ def convert_command_parser(sub):
     p.add_argument(
         "--per-tensor",
         action="store_true",
-        help="one int8 scale per weight tensor instead of per channel: ~18 KB smaller for the "
-        "light presets, no measurable UA loss on RAVDESS (benchmarks/per_tensor.py)",
+        help="one int8 scale per weight tensor instead of per channel: ~18 KB smaller, no "
+        "measurable UA loss on RAVDESS (benchmarks/per_tensor.py); ds_cnn only (a Transformer's "
+        "3-D FULLY_CONNECTED aborts under CMSIS-NN per-tensor and is refused)",
     )
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(handler=run)

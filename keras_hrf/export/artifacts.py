@@ -162,7 +162,9 @@ def export(
             ``tensor_names.json`` instead (:mod:`keras_hrf.export.slim`).
         per_channel: Per-output-channel int8 weight scales (default). ``False``: one scale per
             weight tensor, 18 KB smaller for the light presets with no measurable int8 loss on
-            the RAVDESS runs (``benchmarks/per_tensor.py``); the QAT mirror
+            the RAVDESS runs (``benchmarks/per_tensor.py``); refused for models with a 3-D
+            FULLY_CONNECTED (the Transformers), which CMSIS-NN's per-tensor path aborts on;
+            the QAT mirror
             (:mod:`keras_hrf.quantization.qat`) fake-quantizes per channel, so a QAT-tuned model
             is best exported per channel.
         firmware: Targets to build and run the real firmware on (``"host"``, ``"m4"``,

@@ -286,4 +286,22 @@ def convert(
         raise _converter_error(e) from e
     if strict:
         flatbuffer.validate(flatbuffer.parse(tflite_bytes), quantization)
+        if quantization == "int8" and not per_channel:
+            _refuse_per_tensor_3d_fully_connected(flatbuffer.parse(tflite_bytes))
     return bytes(tflite_bytes)
+
+
+def _refuse_per_tensor_3d_fully_connected(info) -> None:
+    """CMSIS-NN runs a per-tensor FULLY_CONNECTED with a 3-D output through a path whose
+    ``TFLITE_DCHECK_GE(buffer_conv_1x1_idx, 4)`` aborts (tflite/micro/README.md; measured: the
+    per-tensor Conformer's harness exits 1 on the Cortex-M4 while the per-channel one and a
+    per-tensor ds_cnn run): such a model is refused rather than exported to crash on a board."""
+    for op in info.ops:
+        out = info.tensors[op.outputs[0]]
+        if op.name == "FULLY_CONNECTED" and len(out.shape) >= 3:
+            raise ConversionError(
+                f"per-tensor weights: FULLY_CONNECTED {out.name or op.index} has a "
+                f"{len(out.shape)}-D output {list(out.shape)}, which CMSIS-NN's per-tensor kernel "
+                "aborts on (Cortex-M): keep per-channel weights for this model (per-tensor suits "
+                "models whose only FULLY_CONNECTED is the 2-D classifier, e.g. ds_cnn)"
+            )

@@ -74,25 +74,36 @@ def test_weight_fake_quant_equals_converted_int8_weights(dense_model):
     assert ints.tolist() == [127, 1, 2, 3, -1, -2, -3]
 
 
-def test_per_tensor_weights_have_one_scale_and_a_smaller_flatbuffer(dense_model):
-    """convert(per_channel=False): one scale value for the whole (5, 16) kernel (the converter
+def test_per_tensor_weights_have_one_scale_and_a_smaller_flatbuffer():
+    """convert(per_channel=False): one scale value for the whole (16, 5) kernel (the converter
     still writes it once per output channel for FULLY_CONNECTED), the largest absolute weight at
-    127, and no more bytes than the per-channel model."""
+    127, no more bytes than per channel; a FULLY_CONNECTED with a 3-D output (which CMSIS-NN's
+    per-tensor path aborts on) is refused by name."""
+    from keras_hrf.export import ConversionError
+
+    inputs = keras.Input(SHAPE, batch_size=1, name="features")
+    pooled = keras.layers.GlobalAveragePooling1D()(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(5, name="fc")(pooled))
     data = np.random.default_rng(0).standard_normal((32,) + SHAPE).astype("float32")
-    per_channel = tflite.convert(dense_model, data, num_samples=32)
-    per_tensor = tflite.convert(dense_model, data, num_samples=32, per_channel=False)
+    per_channel = tflite.convert(model, data, num_samples=32)
+    per_tensor = tflite.convert(model, data, num_samples=32, per_channel=False)
     it = _litert(per_tensor)
     (w,) = [
         t for t in it.get_tensor_details() if t["dtype"] == np.int8 and tuple(t["shape"]) == (5, 16)
     ]
     scales = w["quantization_parameters"]["scales"]
-    kernel = dense_model.get_layer("fc").get_weights()[0]
+    kernel = model.get_layer("fc").get_weights()[0]
     np.testing.assert_allclose(scales, np.abs(kernel).max() / 127, rtol=1e-6)
     assert np.abs(it.get_tensor(w["index"])).max() == 127
     assert len(per_tensor) <= len(per_channel)
     pc = _litert(per_channel)
-    (w_pc,) = [t for t in pc.get_tensor_details() if t["index"] == w["index"]]
+    (w_pc,) = [
+        t for t in pc.get_tensor_details() if t["dtype"] == np.int8 and tuple(t["shape"]) == (5, 16)
+    ]
     assert len(set(w_pc["quantization_parameters"]["scales"].tolist())) == 5
+    three_d = keras.Model(inputs, keras.layers.Dense(5)(inputs))  # [1, frames, 5]
+    with pytest.raises(ConversionError, match="FULLY_CONNECTED .* 3-D output"):
+        tflite.convert(three_d, data, num_samples=8, per_channel=False)
 
 
 def test_activation_fake_quant_equals_litert_quantize(dense_model):
