@@ -91,11 +91,18 @@ def connect(
                 "'ray start --head' or leave --address out"
             ) from None
     try:
-        have = ray.cluster_resources()
-        if have.get("CPU", 0) < cpus_per_task or have.get("GPU", 0) < gpus_per_task:
+        # A task runs on one node: the cluster's total could pass while no node fits it (a run
+        # of 8 CPUs on two 4-CPU nodes would wait forever).
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive", True)]
+        if not any(
+            r.get("CPU", 0) >= cpus_per_task and r.get("GPU", 0) >= gpus_per_task for r in nodes
+        ):
+            cpus = max((r.get("CPU", 0) for r in nodes), default=0)
+            gpus = max((r.get("GPU", 0) for r in nodes), default=0)
             raise ValueError(
-                f"the Ray cluster has {have.get('CPU', 0):g} CPUs and {have.get('GPU', 0):g} "
-                f"GPUs; one task asks for {cpus_per_task:g} CPUs and {gpus_per_task:g} GPUs"
+                f"no node of the Ray cluster has the resources of one task: the largest has "
+                f"{cpus:g} CPUs and {gpus:g} GPUs; one task asks for {cpus_per_task:g} CPUs and "
+                f"{gpus_per_task:g} GPUs"
             )
         yield ray
     finally:

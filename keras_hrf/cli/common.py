@@ -101,6 +101,10 @@ def check_executor_args(args) -> None:
     if args.executor == "ray":
         from data_prep.cluster import check_address
 
+        if getattr(args, "cpus_per_run", 1) <= 0 or getattr(args, "gpus_per_run", 0) < 0:
+            raise ValueError("--cpus-per-run must be > 0 and --gpus-per-run >= 0")
+        if getattr(args, "max_retries", 0) < 0:
+            raise ValueError(f"--max-retries must be >= 0, got {args.max_retries}")
         check_address(args.address)
     else:
         given = [

@@ -339,6 +339,8 @@ class RayExecutor:
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
         runs = list(runs)
+        if not runs:  # nothing to train (a finished grid, --report-only): no Ray at all
+            return []
         scheduled = {r.run_dir for r in runs}
         for r in runs:
             if r.teacher_dir is not None and not (
@@ -416,7 +418,7 @@ class RayExecutor:
                         _write_run(r.run_dir, files, out["log"])
                     bar.update(1)
                     bar.set_postfix(running=len(running), failed=len(failures))
-            except KeyboardInterrupt:
+            except BaseException:  # Ctrl-C, or a driver-side error: no task left behind
                 for ref in running:
                     ray.cancel(ref, force=True)
                 raise
@@ -435,6 +437,9 @@ class RayExecutor:
 
         from data_prep import cluster
 
+        tasks = list(tasks)
+        if not tasks:
+            return []
         failures: list[Failure] = []
         with cluster.connect(
             self.address, cpus_per_task=self.cpus_per_run, gpus_per_task=self.gpus_per_run
@@ -473,7 +478,7 @@ class RayExecutor:
                                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
                                 (tmp / rel).write_bytes(blob)
                     bar.update(1)
-            except KeyboardInterrupt:
+            except BaseException:  # Ctrl-C, or a driver-side error: no task left behind
                 for ref in running:
                     ray.cancel(ref, force=True)
                 raise

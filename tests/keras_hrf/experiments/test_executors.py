@@ -195,6 +195,12 @@ def test_the_cluster_refuses_a_run_larger_than_a_node(
     code = main([*argv, "--executor", "ray", "--address", ray_cluster, "--gpus-per-run", "1"])
     assert code == 2
     assert "one task asks for 1 CPUs and 1 GPUs" in capsys.readouterr().err
+    # Two 1-CPU nodes make 2 CPUs, but no node fits a 2-CPU run: refused, not queued forever.
+    code = main([*argv, "--executor", "ray", "--address", ray_cluster, "--cpus-per-run", "2"])
+    assert code == 2
+    assert "the largest has 1 CPUs" in capsys.readouterr().err
+    assert main([*argv, "--executor", "ray", "--cpus-per-run", "0"]) == 2
+    assert "--cpus-per-run must be > 0" in capsys.readouterr().err
 
 
 def test_feature_extraction_on_ray_writes_the_same_cache_and_reports_bad_files(
