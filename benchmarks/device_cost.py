@@ -162,12 +162,10 @@ def main(argv=None) -> int:
         "inputs_per_target": args.inputs,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(result, indent=2) + "\n")
-    tmp_out.replace(out)
-    print(f"wrote {out}")
+    from keras_hrf import reports
+
+    reports.atomic_write_json(args.out, result)
+    print(f"wrote {args.out}")
     return 0
 
 

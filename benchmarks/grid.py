@@ -25,7 +25,6 @@ meaningful when both CPUs are free.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -143,12 +142,10 @@ def main(argv=None) -> int:
         f"x{local / ray_wall:.2f} | {sum(trained) / runs:.1f} | {overhead:.1f} | "
         f"{empty_ms:.1f} ms |"
     )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(result, indent=2) + "\n")
-    tmp_out.replace(out)
-    print(f"wrote {out}")
+    from keras_hrf import reports
+
+    reports.atomic_write_json(args.out, result)
+    print(f"wrote {args.out}")
     return 0
 
 

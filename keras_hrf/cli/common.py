@@ -123,6 +123,21 @@ def check_executor_args(args) -> None:
             raise ValueError(f"{names} only apply with --executor ray")
 
 
+def executor_from_args(args):
+    """The executor the ``--executor`` options name, after :func:`check_executor_args`."""
+    from keras_hrf.experiments.executors import make_executor
+
+    check_executor_args(args)
+    return make_executor(
+        args.executor,
+        address=args.address,
+        cpus_per_run=args.cpus_per_run,
+        gpus_per_run=args.gpus_per_run,
+        max_retries=args.max_retries,
+        shared_fs=args.shared_fs,
+    )
+
+
 def add_corpus_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     """``--corpus``/``--root`` (repeatable: several corpora make one manifest), loader options,
     a corpora file, and the label selection."""

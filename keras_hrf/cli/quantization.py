@@ -9,7 +9,7 @@ from keras_hrf.cli.common import (
     add_executor_args,
     add_folds_file,
     add_parser,
-    check_executor_args,
+    executor_from_args,
 )
 
 EPILOG = """
@@ -61,19 +61,10 @@ def quantization_command_parser(sub):
 
 def run(args) -> int:
     from keras_hrf.cli.common import data_spec
-    from keras_hrf.experiments.executors import make_executor
     from keras_hrf.experiments.quant_study import quantization_study
     from keras_hrf.training import QATConfig
 
-    check_executor_args(args)
-    executor = make_executor(
-        args.executor,
-        address=args.address,
-        cpus_per_run=args.cpus_per_run,
-        gpus_per_run=args.gpus_per_run,
-        max_retries=args.max_retries,
-        shared_fs=args.shared_fs,
-    )
+    executor = executor_from_args(args)
     quantization_study(
         data_spec(args),
         None,

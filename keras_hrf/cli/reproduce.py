@@ -11,7 +11,7 @@ from keras_hrf.cli.common import (
     add_folds_file,
     add_parser,
     add_train_args,
-    check_executor_args,
+    executor_from_args,
 )
 
 EPILOG = """
@@ -88,18 +88,9 @@ def reproduce_command_parser(sub):
 
 def run(args) -> int:
     from keras_hrf.cli.common import data_spec, train_config
-    from keras_hrf.experiments.executors import make_executor
     from keras_hrf.experiments.reproduction import reproduce
 
-    check_executor_args(args)
-    executor = make_executor(
-        args.executor,
-        address=args.address,
-        cpus_per_run=args.cpus_per_run,
-        gpus_per_run=args.gpus_per_run,
-        max_retries=args.max_retries,
-        shared_fs=args.shared_fs,
-    )
+    executor = executor_from_args(args)
 
     reproduce(
         data_spec(args),

@@ -329,6 +329,21 @@ class RayExecutor:
     shared_fs: bool = False
     name = "ray"
 
+    @property
+    def threads(self) -> int:
+        """TensorFlow threads of a task: its CPUs, rounded, at least 1."""
+        return max(1, int(round(self.cpus_per_run)))
+
+    def _remote(self, ray, fn):
+        """``fn`` as a Ray task with this executor's resources; retried only when its worker
+        dies (a run's own error is returned, not raised)."""
+        return ray.remote(fn).options(
+            num_cpus=self.cpus_per_run,
+            num_gpus=self.gpus_per_run,
+            max_retries=self.max_retries,
+            retry_exceptions=False,
+        )
+
     def run(
         self, runs: Sequence[GridRun], data: GridData, *, export: bool, progress: bool
     ) -> list[Failure]:
@@ -353,14 +368,9 @@ class RayExecutor:
         with cluster.connect(
             self.address, cpus_per_task=self.cpus_per_run, gpus_per_task=self.gpus_per_run
         ) as ray:
-            task = ray.remote(_ray_task).options(
-                num_cpus=self.cpus_per_run,
-                num_gpus=self.gpus_per_run,
-                max_retries=self.max_retries,
-                retry_exceptions=False,
-            )
+            task = self._remote(ray, _ray_task)
             refs = [ray.put(data.features), ray.put(data.manifest)]
-            threads = max(1, int(round(self.cpus_per_run)))
+            threads = self.threads
             waiting, running, failed_dirs = list(runs), {}, set()
             bar = tqdm(total=len(runs), desc="grid", unit="run", disable=not progress)
             interrupted, restore_sigint = _catch_sigint()
@@ -444,14 +454,9 @@ class RayExecutor:
         with cluster.connect(
             self.address, cpus_per_task=self.cpus_per_run, gpus_per_task=self.gpus_per_run
         ) as ray:
-            remote = ray.remote(_ray_folder_task).options(
-                num_cpus=self.cpus_per_run,
-                num_gpus=self.gpus_per_run,
-                max_retries=self.max_retries,
-                retry_exceptions=False,
-            )
+            remote = self._remote(ray, _ray_folder_task)
             shared_ref = ray.put(shared)
-            threads = max(1, int(round(self.cpus_per_run)))
+            threads = self.threads
             running = {
                 remote.remote(t, shared_ref, None if self.shared_fs else task_files(t), threads): t
                 for t in tasks
