@@ -13,9 +13,15 @@ virtual nanosecond, so SysTick ticks count instructions). Per model and target i
 instructions per inference and per MAC, the five costliest op types, the ``main.cc`` firmware's
 flash and RAM (GNU ld map) and the arena; per model the flatbuffer against its weights.
 
-Two cuts are measured on the first model by undoing them: the tensor names the export strips
-(flatbuffer bytes) and newlib-nano (the firmware linked against the full newlib). Prints Markdown
-tables and writes ``benchmarks/results/device_cost.json``.
+The flatbuffer figures are those of the C array the firmware flashes (``model_data.cc``: the
+copy slimmed for TFLM, :func:`keras_hrf.export.slim.micro_flatbuffer`), beside the
+``model_int8.tflite`` LiteRT gets. Cuts measured by undoing them on the same export: the tensor
+names the export strips and newlib-nano (the firmware linked against the full newlib) on the
+first model; the project's own kernels (the LOGISTIC and SOFTMAX tables and the last-axis MEAN
+of :data:`keras_hrf.export.csource.PROJECT_KERNELS`: the harness rebuilt with TFLM's kernels) on
+the first model that has those ops; the space-to-depth stem (exported again with
+``space_to_depth=False``) on ds_cnn. Prints Markdown tables and writes
+``benchmarks/results/device_cost.json``.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from keras_hrf.export.csource import PROJECT_KERNELS  # noqa: E402
+
 #: (label, family, size, model options): the light presets, and the Conformer with ReLU.
 MODELS = [
     ("conformer light", "conformer", "light", {}),
@@ -42,7 +50,9 @@ MODELS = [
 FLASH_BUDGET, RAM_BUDGET = 256 * 1024, 96 * 1024
 
 
-def _export(family, size, options, out: Path, targets, inputs: int, strip: bool = True):
+def _export(
+    family, size, options, out: Path, targets, inputs: int, strip: bool = True, s2d: bool = True
+):
     """Export an untrained model into ``out`` (firmware measured on ``targets``); returns the
     :class:`keras_hrf.export.ExportResult`."""
     import numpy as np
@@ -67,7 +77,28 @@ def _export(family, size, options, out: Path, targets, inputs: int, strip: bool 
         firmware=list(targets) or None,
         firmware_inputs=inputs,
         strip_names=strip,
+        space_to_depth=s2d,
     )
+
+
+def _instructions_with_tflm_kernels(out: Path, target: str, trees, inputs: int) -> float:
+    """Instructions per inference of the export in ``out`` with TFLM's kernels only: the harness
+    built from a copy whose op_resolver.h registers none of the project's own."""
+    import shutil
+
+    import numpy as np
+
+    from keras_hrf.device import firmware
+    from keras_hrf.export import csource, flatbuffer
+
+    copy = out.parent / f"{out.name}_tflm_kernels"
+    shutil.copytree(out, copy)
+    info = flatbuffer.parse((out / "model_int8.tflite").read_bytes())
+    resolver = csource.op_resolver_h(info.op_set, info.int8_ops, project_kernels=False)
+    (copy / "op_resolver.h").write_text(resolver, encoding="utf-8")
+    shape = info.input.shape[1:]
+    x = np.random.default_rng(0).integers(-128, 128, (inputs, *shape)).astype(np.int8)
+    return firmware.run_harness(copy, x, target, trees=trees).instructions_per_inference
 
 
 def main(argv=None) -> int:
@@ -99,7 +130,8 @@ def main(argv=None) -> int:
             sys.exit(f"device_cost.py: no firmware was measured: {result.firmware}")
         fw = result.firmware.to_dict()
         row = {"macs": fw["macs"], "weight_bytes": fw["weight_bytes"], "targets": {}}
-        row["flatbuffer_bytes"] = (out / "model_int8.tflite").stat().st_size
+        row["tflite_bytes"] = (out / "model_int8.tflite").stat().st_size
+        row["flatbuffer_bytes"] = fw["flatbuffer"]["total"]  # the C array: slimmed for TFLM
         row["flatbuffer_over_weights"] = round(row["flatbuffer_bytes"] / fw["weight_bytes"], 3)
         row["flatbuffer_breakdown"] = fw["flatbuffer"]
         for target, f in fw["targets"].items():
@@ -117,6 +149,25 @@ def main(argv=None) -> int:
                 "stack_used": f["stack_used"],
             }
         rows[label] = row
+        target = args.targets[0]
+        own = set(result.meta.ops) & set(PROJECT_KERNELS)
+        if own and "project_kernels_model" not in cuts:
+            cuts["project_kernels_model"], cuts["project_kernels_target"] = label, target
+            cuts["project_kernels_ops"] = sorted(own)
+            cuts["project_kernels_instructions"] = row["targets"][target]["instructions"]
+            cuts["tflm_kernels_instructions"] = _instructions_with_tflm_kernels(
+                out, target, trees, args.inputs
+            )
+        if family == "ds_cnn" and "space_to_depth_model" not in cuts:
+            plain = _export(family, size, options, tmp / "no_s2d", [target], args.inputs, s2d=False)
+            f = plain.firmware.to_dict()["targets"][target]
+            cuts["space_to_depth_model"], cuts["space_to_depth_target"] = label, target
+            cuts["space_to_depth_instructions"] = row["targets"][target]["instructions"]
+            cuts["no_space_to_depth_instructions"] = f["instructions"]
+            cuts["space_to_depth_flash_total"] = row["targets"][target]["flash_total"]
+            cuts["no_space_to_depth_flash_total"] = f["flash_total"]
+            cuts["space_to_depth_arena_used"] = row["targets"][target]["arena_used"]
+            cuts["no_space_to_depth_arena_used"] = f["arena_used"]
         if i == 0:  # the cuts, undone one at a time on the first model
             flat = (out / "model_int8.tflite").read_bytes()
             names = json.loads((out / "tensor_names.json").read_text())
@@ -124,7 +175,6 @@ def main(argv=None) -> int:
             full = (tmp / "unstripped" / "model_int8.tflite").stat().st_size
             cuts["tensor_names_bytes"] = full - len(flat)
             cuts["tensor_names_count"] = sum(len(v) for v in names.values())
-            target = args.targets[0]
             build = tmp / "full_newlib"
             firmware.build(out, target, "main", trees=trees, build_dir=build,
                            make_vars={"LIBC_SPECS": ""})  # fmt: skip
@@ -146,12 +196,12 @@ def main(argv=None) -> int:
                 f"{t['ram_total']:,} B |"
             )
     print()
-    print("| model | flatbuffer | weights | ratio |")
-    print("| --- | --- | --- | --- |")
+    print("| model | flatbuffer flashed (C array) | model_int8.tflite | weights | ratio |")
+    print("| --- | --- | --- | --- | --- |")
     for label, row in rows.items():
         print(
-            f"| {label} | {row['flatbuffer_bytes']:,} B | {row['weight_bytes']:,} B | "
-            f"{row['flatbuffer_over_weights']} |"
+            f"| {label} | {row['flatbuffer_bytes']:,} B | {row['tflite_bytes']:,} B | "
+            f"{row['weight_bytes']:,} B | {row['flatbuffer_over_weights']} |"
         )
     print()
     print(f"cuts on {chosen[0][0]}: {json.dumps(cuts)}")

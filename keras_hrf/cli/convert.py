@@ -50,6 +50,26 @@ def convert_command_parser(sub):
         "measurable UA loss on RAVDESS (benchmarks/per_tensor.py); ds_cnn only (a Transformer's "
         "3-D FULLY_CONNECTED aborts under CMSIS-NN per-tensor and is refused)",
     )
+    p.add_argument(
+        "--no-space-to-depth",
+        action="store_true",
+        help="convert a strided convolution over one channel (ds_cnn's stem) as it is, not as "
+        "space-to-depth + stride-1 CONV_2D (same function, 9 %% fewer Cortex-M4 instructions)",
+    )
+    p.add_argument(
+        "--no-micro-slim",
+        action="store_true",
+        help="model_data.cc holds model_int8.tflite as it is, not the copy slimmed for TFLite "
+        "Micro (one zero point per weight tensor, one scale per bias, no names: 16 KB less "
+        "flash for the light ds_cnn)",
+    )
+    p.add_argument(
+        "--tflm-kernels-only",
+        action="store_true",
+        help="op_resolver.h registers TFLM's kernels only, not the project's LOGISTIC / SOFTMAX "
+        "tables and last-axis MEAN (same outputs; 43 %% fewer Cortex-M4 instructions for the "
+        "light Conformer)",
+    )
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(handler=run)
     return p
@@ -90,6 +110,9 @@ def run(args) -> int:
         overwrite=args.overwrite,
         layer_norm=args.layer_norm,
         per_channel=not args.per_tensor,
+        space_to_depth=not args.no_space_to_depth,
+        micro_slim=not args.no_micro_slim,
+        project_kernels=not args.tflm_kernels_only,
     )
     print(result.report.to_markdown())
     print(f"device artefacts written to {args.out}")

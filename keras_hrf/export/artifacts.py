@@ -122,6 +122,9 @@ def export(
     layer_norm: str | None = None,
     strip_names: bool = True,
     per_channel: bool = True,
+    micro_slim: bool = True,
+    space_to_depth: bool = True,
+    project_kernels: bool = True,
     firmware: Sequence[str] | str | None = "auto",
     firmware_inputs: int = 32,
     trees=None,
@@ -167,6 +170,21 @@ def export(
             the QAT mirror
             (:mod:`keras_hrf.quantization.qat`) fake-quantizes per channel, so a QAT-tuned model
             is best exported per channel.
+        micro_slim: The firmware's C array (``model_data.cc``) holds the flatbuffer slimmed for
+            TFLite Micro (:func:`keras_hrf.export.slim.micro_flatbuffer`: one zero point per
+            weight tensor, one scale per bias, no names or metadata; 16 KB less flash for the
+            light ds_cnn), checked to give TFLM's outputs of ``model_int8.tflite`` exactly;
+            ``model_int8.tflite`` stays complete for LiteRT. ``False``: the C array holds
+            ``model_int8.tflite`` as it is.
+        space_to_depth: Convert the int8 model's strided few-channel convolutions (ds_cnn's
+            stem) as space-to-depth + stride-1 convolution
+            (:func:`keras_hrf.reparam.space_to_depth_convs`: the same function, 9 % fewer
+            Cortex-M4 instructions for the light ds_cnn). The float32 model (LiteRT on phones)
+            is converted as it is.
+        project_kernels: ``op_resolver.h`` registers the project's own int8 kernels where
+            the model has their ops (:data:`keras_hrf.export.csource.PROJECT_KERNELS`: LOGISTIC
+            and SOFTMAX from tables, a last-axis MEAN; the same outputs as TFLM's, 43 % fewer
+            Cortex-M4 instructions for the light Conformer); ``False``: TFLM's kernels only.
         firmware: Targets to build and run the real firmware on (``"host"``, ``"m4"``,
             ``"m55"``; :mod:`keras_hrf.export.firmware_report`): their measurements go into
             ``REPORT.md`` and ``firmware.json``, and the arena measured on Cortex-M becomes the
@@ -208,12 +226,13 @@ def export(
         num_samples=num_samples,
         seed=seed,
         per_channel=per_channel,
+        space_to_depth=space_to_depth,
     )
     tensor_names = None
     if strip_names:
         int8, tensor_names = slim.strip_tensor_names(int8)
     deployed = reparam.merge(model) if had_hrf else model
-    float32 = convert(deployed, None, "float32")
+    float32 = convert(deployed, None, "float32", space_to_depth=False)
 
     rep = np.asarray(representative_data, dtype=np.float32)
     sample_rows, sample_source = None, "samples"
@@ -232,6 +251,7 @@ def export(
     # The example for the device: TFLM's own prediction, so that main.cc can check itself.
     in_scale, in_zero = report.input["scale"], report.input["zero_point"]
     q_samples, tflm_out = outputs["input"], outputs["tflm"]
+    micro = _micro_flatbuffer(int8, q_samples, tflm_out) if micro_slim else int8
     example = _pick_example(tflm_out, outputs["float"])
     expected = int(tflm_out[example].argmax())
 
@@ -265,6 +285,8 @@ def export(
                 "float32_bytes": len(float32),
                 "weight_bytes": report.weight_bytes,
                 "int8_breakdown": slim.size_breakdown(int8),
+                "micro_bytes": len(micro),
+                "micro_breakdown": slim.size_breakdown(micro),
             },
             macs=report.macs,
             check={
@@ -303,7 +325,7 @@ def export(
 
     def c_header(arena: ArenaSpec) -> str:
         return csource.model_data_h(
-            num_bytes=len(int8),
+            num_bytes=len(micro),
             arena_bytes=arena.recommended_bytes,
             arena_min=arena.min_bytes,
             arena_source=arena.measured_with,
@@ -323,8 +345,10 @@ def export(
     try:
         texts = {
             "c_header": c_header(host_arena),
-            "c_source": csource.model_data_cc(int8, labels),
-            "op_resolver": csource.op_resolver_h(report.op_set, flatbuffer.parse(int8).int8_ops),
+            "c_source": csource.model_data_cc(micro, labels),
+            "op_resolver": csource.op_resolver_h(
+                report.op_set, flatbuffer.parse(int8).int8_ops, project_kernels=project_kernels
+            ),
             "example_input": csource.example_input_h(
                 q_samples[example], expected, labels[expected]
             ),
@@ -345,7 +369,7 @@ def export(
             q_samples[pick],
             tflm_out[pick],
             report,
-            int8,
+            micro,
             c_header,
             host_arena,
         )
@@ -397,9 +421,26 @@ def auto_targets() -> tuple[str, ...]:
     return targets
 
 
-def _measure_firmware(tmp, targets, trees, q_samples, tflm_out, report, int8, c_header, arena):
+def _micro_flatbuffer(int8: bytes, q_samples: np.ndarray, tflm_out: np.ndarray) -> bytes:
+    """:func:`slim.micro_flatbuffer` of ``int8``, refused unless TFLM gives it the outputs it
+    gives ``int8`` (``tflm_out``) on ``q_samples``."""
+    from keras_hrf.device import runtimes
+
+    micro = slim.micro_flatbuffer(int8)
+    got, _ = runtimes.run_tflm(micro, q_samples, arena_size=4 * 1024 * 1024)
+    if not np.array_equal(got, tflm_out):
+        raise ConversionError(
+            [
+                "the flatbuffer slimmed for TFLite Micro gives other outputs than the int8 "
+                "model under TFLM; export with micro_slim=False (convert --no-micro-slim)"
+            ]
+        )
+    return micro
+
+
+def _measure_firmware(tmp, targets, trees, q_samples, tflm_out, report, micro, c_header, arena):
     """Firmware measurements of the export in ``tmp`` and the arena to recommend: ``(None,
-    arena)`` if no target could be built.
+    arena)`` if no target could be built (``micro``: the flatbuffer of the C array).
 
     The harness runs with the host-recommended arena; the Cortex-M measurement then sets the
     recommended one, ``model_data.h`` is rewritten with it, and ``main.cc`` is built again with
@@ -422,7 +463,7 @@ def _measure_firmware(tmp, targets, trees, q_samples, tflm_out, report, int8, c_
         trees=trees,
         macs=report.macs,
         weight_bytes=report.weight_bytes,
-        flatbuffer=slim.size_breakdown(int8),
+        flatbuffer=slim.size_breakdown(micro),
     )
     measured = firmware_report.measure(tmp, q_samples, tflm_out, **kwargs, footprint=False)
     final = arena
@@ -467,6 +508,8 @@ def _report_md(report: CheckReport, meta: ModelMeta) -> str:
         "| --- | --- |",
         f"| labels | {', '.join(meta.labels)} |",
         f"| float32 flatbuffer | {reports.count(meta.sizes.get('float32_bytes'))} B |",
+        f"| int8 flatbuffer slimmed for TFLM (model_data.cc) | "
+        f"{reports.count(meta.sizes.get('micro_bytes'))} B |",
         f"| parameters | {reports.count(origin.get('params'))} |",
         f"| merged from HRF | {'yes' if origin.get('merged_from_hrf') else 'no'} |",
         f"| example input | sample {meta.example['sample_index']}, expected "

@@ -221,6 +221,7 @@ def convert(
     strict: bool = True,
     layer_norm: str | None = None,
     per_channel: bool = True,
+    space_to_depth: bool = True,
 ) -> bytes:
     """Convert a (merged) Keras model to a TFLite flatbuffer that runs under TFLite Micro.
 
@@ -244,6 +245,10 @@ def convert(
             keeps the model's own.
         per_channel: Per-output-channel int8 weight scales (default); ``False``: one scale per
             weight tensor (see :func:`make_converter`).
+        space_to_depth: Convert strided convolutions over few channels (a spectrogram model's
+            first) as a space-to-depth rearrangement and a stride-1 convolution
+            (:func:`keras_hrf.reparam.space_to_depth_convs`): the same function, fewer
+            instructions on Cortex-M. ``False`` converts them as they are.
 
     Returns:
         The flatbuffer, after :func:`keras_hrf.export.flatbuffer.validate` found no problem.
@@ -276,6 +281,8 @@ def convert(
             model = reparam.set_layer_norm_lowering(model, layer_norm)
         except ValueError as e:
             raise ConversionError(str(e)) from e
+    if space_to_depth:
+        model = reparam.space_to_depth_convs(model)
     converter = make_converter(
         model, representative_data, quantization, num_samples, seed, per_channel=per_channel
     )

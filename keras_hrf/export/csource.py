@@ -152,14 +152,239 @@ INT8_REGISTRATIONS: dict[str, tuple[str, str]] = {
 }
 
 
-def op_resolver_h(ops: Sequence[str], int8_ops: Sequence[str] = ()) -> str:
+#: The project's own int8 kernels, header-only (op_resolver.h is all a firmware includes), for ops
+#: whose TFLM kernel is the slow reference one and whose result a cheaper loop reproduces
+#: exactly. Each keeps TFLM's own Init / Prepare (the same quantization arithmetic) and is
+#: checked where it matters: the firmware tests compare every output with the Python TFLM
+#: interpreter (stock kernels), bit for bit, on host, Cortex-M4 and M55.
+#:
+#: - LOGISTIC as a 256-entry table filled in Prepare by TFLM's reference kernel (the same outputs
+#:   by construction, one load per element): the light Conformer's SiLU and GLU gates took 7.9 M
+#:   Cortex-M4 instructions per inference through its fixed-point exp.
+#: - MEAN over the last axis (LayerNorm's two means) as plain row sums, then the reference
+#:   kernel's own requantization (same multiplier, shift and rounding); other axes fall back to
+#:   TFLM's kernel, whose index iteration costs ~tens of instructions per element.
+#: - SOFTMAX with its exponentials from a 256-entry table (in a row, exp only sees x - max):
+#:   the reference kernel's two passes otherwise unchanged. CMSIS-NN's arm_softmax_s8 computes
+#:   the same fixed-point exp twice per element (~260 Cortex-M4 instructions per element of the
+#:   light Conformer's attention maps).
+_KERNELS_HEAD = """\
+#include <cstdint>
+
+#include "tensorflow/lite/kernels/internal/common.h"
+#include "tensorflow/lite/micro/kernels/kernel_util.h"
+#include "tensorflow/lite/micro/micro_utils.h"
+
+"""
+
+_LOGISTIC_CC = """\
+#include "tensorflow/lite/kernels/internal/reference/integer_ops/logistic.h"
+#include "tensorflow/lite/micro/kernels/logistic.h"
+
+namespace keras_hrf {
+
+// int8 -> int8 LOGISTIC through a table filled by TFLM's reference kernel.
+struct LogisticLut {
+  tflite::OpDataLogistic params;  // first: tflite::LogisticPrepare writes it via user_data
+  int8_t table[256];
+};
+
+inline void* LogisticLutInit(TfLiteContext* context, const char*, size_t) {
+  return context->AllocatePersistentBuffer(context, sizeof(LogisticLut));
+}
+
+inline TfLiteStatus LogisticLutPrepare(TfLiteContext* context, TfLiteNode* node) {
+  TF_LITE_ENSURE_OK(context, tflite::LogisticPrepare(context, node));
+  LogisticLut* lut = static_cast<LogisticLut*>(node->user_data);
+  const tflite::OpDataLogistic& p = lut->params;
+  for (int v = -128; v <= 127; ++v) {
+    const int8_t in = static_cast<int8_t>(v);
+    tflite::reference_integer_ops::Logistic(p.input_zero_point, p.input_range_radius,
+                                            p.input_multiplier, p.input_left_shift, 1, &in,
+                                            &lut->table[v + 128]);
+  }
+  return kTfLiteOk;
+}
+
+inline TfLiteStatus LogisticLutEval(TfLiteContext* context, TfLiteNode* node) {
+  const TfLiteEvalTensor* input = tflite::micro::GetEvalInput(context, node, 0);
+  TfLiteEvalTensor* output = tflite::micro::GetEvalOutput(context, node, 0);
+  TF_LITE_ENSURE(context, input->type == kTfLiteInt8 && output->type == kTfLiteInt8);
+  const int8_t* table = static_cast<const LogisticLut*>(node->user_data)->table + 128;
+  const int8_t* in = tflite::micro::GetTensorData<int8_t>(input);
+  int8_t* out = tflite::micro::GetTensorData<int8_t>(output);
+  const int n = tflite::ElementCount(*input->dims);
+  for (int i = 0; i < n; ++i) out[i] = table[in[i]];
+  return kTfLiteOk;
+}
+
+inline TFLMRegistration Register_LOGISTIC_INT8_LUT() {
+  return tflite::micro::RegisterOp(LogisticLutInit, LogisticLutPrepare, LogisticLutEval);
+}
+
+}  // namespace keras_hrf
+
+"""
+
+_MEAN_CC = """\
+#include <algorithm>
+
+#include "tensorflow/lite/micro/kernels/reduce.h"
+
+namespace keras_hrf {
+
+// int8 MEAN over the last axis: row sums, then reference_ops::QuantizedMeanOrSum's
+// requantization step for step. Anything else goes to TFLM's MEAN.
+inline TfLiteStatus MeanLastAxisEval(TfLiteContext* context, TfLiteNode* node) {
+  const TfLiteEvalTensor* input = tflite::micro::GetEvalInput(context, node, 0);
+  const TfLiteEvalTensor* axis = tflite::micro::GetEvalInput(context, node, 1);
+  TfLiteEvalTensor* output = tflite::micro::GetEvalOutput(context, node, 0);
+  const int dims = input->dims->size;
+  const int32_t* axes = tflite::micro::GetTensorData<int32_t>(axis);
+  const bool last = tflite::ElementCount(*axis->dims) == 1 && dims > 0 &&
+                    (axes[0] == dims - 1 || axes[0] == -1);
+  if (input->type != kTfLiteInt8 || output->type != kTfLiteInt8 || !last) {
+    return tflite::Register_MEAN().invoke(context, node);
+  }
+  const tflite::OpDataReduce* op = static_cast<const tflite::OpDataReduce*>(node->user_data);
+  const int depth = input->dims->data[dims - 1];
+  if (depth == 0) return tflite::Register_MEAN().invoke(context, node);
+  const int rows = tflite::ElementCount(*input->dims) / depth;
+  int shift = 63 - tflite::CountLeadingZeros(static_cast<uint64_t>(depth));
+  shift = std::min(shift, 32);
+  shift = std::min(shift, 31 + op->shift);
+  const int32_t multiplier =
+      static_cast<int32_t>((static_cast<int64_t>(op->multiplier) << shift) / depth);
+  const int out_shift = op->shift - shift;
+  const int8_t* in = tflite::micro::GetTensorData<int8_t>(input);
+  int8_t* out = tflite::micro::GetTensorData<int8_t>(output);
+  for (int r = 0; r < rows; ++r, in += depth) {
+    int32_t sum = 0;
+    for (int k = 0; k < depth; ++k) sum += in[k];
+    const int32_t shifted = sum - op->input_zp * depth;
+    int32_t v = tflite::MultiplyByQuantizedMultiplier(shifted, multiplier, out_shift) +
+                op->output_zp;
+    out[r] = static_cast<int8_t>(std::min<int32_t>(std::max<int32_t>(v, -128), 127));
+  }
+  return kTfLiteOk;
+}
+
+inline TFLMRegistration Register_MEAN_INT8_LAST_AXIS() {
+  const TFLMRegistration stock = tflite::Register_MEAN();
+  return tflite::micro::RegisterOp(stock.init, stock.prepare, MeanLastAxisEval);
+}
+
+}  // namespace keras_hrf
+
+"""
+
+_SOFTMAX_CC = """\
+#include <algorithm>
+
+#include "tensorflow/lite/kernels/internal/reference/softmax.h"
+#include "tensorflow/lite/micro/kernels/softmax.h"
+#include "tensorflow/lite/micro/micro_context.h"
+
+namespace keras_hrf {
+
+// int8 -> int8 SOFTMAX with the exponentials of reference_ops::Softmax from a table: in a row,
+// exp() only ever sees (x - max) * beta, and x - max takes 256 values. Both passes of the
+// reference kernel are kept step for step (the same accumulator, reciprocal and rounding).
+struct SoftmaxLut {
+  tflite::SoftmaxParams params;
+  int32_t exp[256];  // raw FixedPoint<int32_t, 0> of exp at x - max = -index; 0 below diff_min
+};
+
+inline void* SoftmaxLutInit(TfLiteContext* context, const char*, size_t) {
+  return context->AllocatePersistentBuffer(context, sizeof(SoftmaxLut));
+}
+
+inline TfLiteStatus SoftmaxLutPrepare(TfLiteContext* context, TfLiteNode* node) {
+  tflite::MicroContext* micro_context = tflite::GetMicroContext(context);
+  TfLiteTensor* input = micro_context->AllocateTempInputTensor(node, 0);
+  TfLiteTensor* output = micro_context->AllocateTempOutputTensor(node, 0);
+  TF_LITE_ENSURE(context, input != nullptr && output != nullptr);
+  TF_LITE_ENSURE(context, input->type == kTfLiteInt8 && output->type == kTfLiteInt8);
+  SoftmaxLut* lut = static_cast<SoftmaxLut*>(node->user_data);
+  const auto* params = static_cast<const TfLiteSoftmaxParams*>(node->builtin_data);
+  TF_LITE_ENSURE_OK(context,
+                    tflite::CalculateSoftmaxParams(context, input, output, params, &lut->params));
+  micro_context->DeallocateTempTfLiteTensor(input);
+  micro_context->DeallocateTempTfLiteTensor(output);
+  using FixedPointScaledDiff = gemmlowp::FixedPoint<int32_t, 5>;
+  for (int i = 0; i < 256; ++i) {
+    const int32_t diff = -i;
+    lut->exp[i] = 0;
+    if (diff >= lut->params.diff_min) {
+      const int32_t rescaled = tflite::MultiplyByQuantizedMultiplierGreaterThanOne(
+          diff, lut->params.input_multiplier, lut->params.input_left_shift);
+      lut->exp[i] =
+          gemmlowp::exp_on_negative_values(FixedPointScaledDiff::FromRaw(rescaled)).raw();
+    }
+  }
+  return kTfLiteOk;
+}
+
+inline TfLiteStatus SoftmaxLutEval(TfLiteContext* context, TfLiteNode* node) {
+  const TfLiteEvalTensor* input = tflite::micro::GetEvalInput(context, node, 0);
+  TfLiteEvalTensor* output = tflite::micro::GetEvalOutput(context, node, 0);
+  using FixedPointAccum = gemmlowp::FixedPoint<int32_t, 12>;
+  using FixedPoint0 = gemmlowp::FixedPoint<int32_t, 0>;
+  const int32_t* exp = static_cast<const SoftmaxLut*>(node->user_data)->exp;
+  const int depth = input->dims->data[input->dims->size - 1];
+  const int rows = tflite::ElementCount(*input->dims) / depth;
+  const int8_t* in = tflite::micro::GetTensorData<int8_t>(input);
+  int8_t* out = tflite::micro::GetTensorData<int8_t>(output);
+  for (int r = 0; r < rows; ++r, in += depth, out += depth) {
+    int8_t max = -128;
+    for (int c = 0; c < depth; ++c) max = std::max(max, in[c]);
+    FixedPointAccum sum = FixedPointAccum::Zero();
+    for (int c = 0; c < depth; ++c) {
+      sum = sum + gemmlowp::Rescale<12>(FixedPoint0::FromRaw(exp[max - in[c]]));
+    }
+    int num_bits_over_unit;
+    const FixedPoint0 scale =
+        FixedPoint0::FromRaw(tflite::GetReciprocal(sum.raw(), 12, &num_bits_over_unit));
+    const int exponent = num_bits_over_unit + 31 - 8;
+    TF_LITE_ENSURE(context, 0 <= exponent && exponent <= 31);
+    for (int c = 0; c < depth; ++c) {
+      const int32_t unsat = gemmlowp::RoundingDivideByPOT(
+          (scale * FixedPoint0::FromRaw(exp[max - in[c]])).raw(), exponent);
+      out[c] = static_cast<int8_t>(std::min<int32_t>(std::max<int32_t>(unsat - 128, -128), 127));
+    }
+  }
+  return kTfLiteOk;
+}
+
+inline TFLMRegistration Register_SOFTMAX_INT8_LUT() {
+  return tflite::micro::RegisterOp(SoftmaxLutInit, SoftmaxLutPrepare, SoftmaxLutEval);
+}
+
+}  // namespace keras_hrf
+
+"""
+
+#: Builtin op -> (the registration op_resolver.h defines for it when every instance is int8, its
+#: code); see :data:`_KERNELS_HEAD`.
+PROJECT_KERNELS: dict[str, tuple[str, str]] = {
+    "LOGISTIC": ("keras_hrf::Register_LOGISTIC_INT8_LUT", _LOGISTIC_CC),
+    "MEAN": ("keras_hrf::Register_MEAN_INT8_LAST_AXIS", _MEAN_CC),
+    "SOFTMAX": ("keras_hrf::Register_SOFTMAX_INT8_LUT", _SOFTMAX_CC),
+}
+
+
+def op_resolver_h(
+    ops: Sequence[str], int8_ops: Sequence[str] = (), project_kernels: bool = True
+) -> str:
     """``op_resolver.h``: a ``MicroMutableOpResolver`` registering exactly ``ops``.
 
     Args:
         ops: The model's builtin ops.
         int8_ops: Those whose every instance is all-int8
             (:attr:`~keras_hrf.export.flatbuffer.FlatbufferInfo.int8_ops`): registered with the
-            int8-only kernel where TFLM has one (:data:`INT8_REGISTRATIONS`).
+            int8-only kernel where TFLM has one (:data:`INT8_REGISTRATIONS`), or with the
+            project's own kernel (:data:`PROJECT_KERNELS`).
+        project_kernels: Register the project's kernels (default); ``False``: TFLM's only.
 
     Raises:
         ConversionError: an op TFLM has no kernel (and no resolver method) for.
@@ -169,10 +394,12 @@ def op_resolver_h(ops: Sequence[str], int8_ops: Sequence[str] = ()) -> str:
     if missing:
         raise ConversionError(f"TensorFlow Lite Micro has no kernel for {', '.join(missing)}")
     int8 = {op for op in int8_ops if op in INT8_REGISTRATIONS} & set(distinct)
+    own = set(int8_ops) & set(PROJECT_KERNELS) & set(distinct) if project_kernels else set()
 
     def add(op: str) -> str:
         method = TFLM_OP_RESOLVER_METHODS[op]
         arg = f"tflite::{INT8_REGISTRATIONS[op][1]}()" if op in int8 else ""
+        arg = f"{PROJECT_KERNELS[op][0]}()" if op in own else arg
         return f"  if (resolver.{method}({arg}) != kTfLiteOk) return kTfLiteError;"
 
     by_method = sorted(distinct, key=lambda op: TFLM_OP_RESOLVER_METHODS[op])
@@ -180,6 +407,8 @@ def op_resolver_h(ops: Sequence[str], int8_ops: Sequence[str] = ()) -> str:
     methods = [TFLM_OP_RESOLVER_METHODS[op] for op in by_method]
     headers = sorted({INT8_REGISTRATIONS[op][0] for op in int8})
     includes = "".join(f'#include "tensorflow/lite/micro/kernels/{h}"\n' for h in headers)
+    kernels = "".join(PROJECT_KERNELS[op][1] for op in sorted(own))
+    kernels = _KERNELS_HEAD + kernels if kernels else ""
     return f"""\
 // Generated by keras_hrf.tflite.export; do not edit.
 // Registers exactly the {len(methods)} ops of model_int8.tflite: {", ".join(distinct)}.
@@ -191,7 +420,7 @@ def op_resolver_h(ops: Sequence[str], int8_ops: Sequence[str] = ()) -> str:
 
 {includes}#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 
-constexpr unsigned int kKerasHrfNumOps = {len(methods)};
+{kernels}constexpr unsigned int kKerasHrfNumOps = {len(methods)};
 using KerasHrfOpResolver = tflite::MicroMutableOpResolver<kKerasHrfNumOps>;
 
 // Adds the model's ops to `resolver`; kTfLiteError if one cannot be added.

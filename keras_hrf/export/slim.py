@@ -54,6 +54,65 @@ def strip_tensor_names(tflite_bytes: bytes) -> tuple[bytes, dict[str, dict[str, 
     return _to_bytes(model), names
 
 
+#: The one metadata entry TFLite Micro reads (offline-planned tensor offsets); the rest (the
+#: converter's version strings, signature defs) only LiteRT or tools read.
+TFLM_METADATA = (b"OFFLINE_MEMORY_ALLOCATION",)
+
+
+def micro_flatbuffer(tflite_bytes: bytes) -> bytes:
+    """The int8 flatbuffer as TFLite Micro needs it, for the firmware's C array.
+
+    TFLite Micro reads fewer bytes of a model than LiteRT, and LiteRT refuses some of what it
+    accepts, so the device gets its own copy (the ``.tflite`` for LiteRT stays complete):
+
+    - per-channel zero points of a constant tensor that are all 0 (every int8 weight tensor) are
+      stored once: TFLM's allocator expands a one-value zero-point array to every channel
+      ("as a space-saving optimization", ``micro_allocator.cc``); LiteRT requires as many zero
+      points as scales. 8 bytes (int64) per channel;
+    - a per-channel int32 bias keeps only its first scale and zero point: the int8 kernels
+      requantize with the input's and the filter's scales and read the bias's ``params.scale``
+      (its first scale) at most, to check it against input x filter scale[0]. 12 bytes per
+      channel;
+    - every tensor name, the description, the signature defs and every metadata entry but
+      :data:`TFLM_METADATA` (their buffers emptied, so buffer indices do not move).
+
+    The export runs TFLM on both flatbuffers and requires identical outputs
+    (:func:`keras_hrf.export.export`).
+
+    Returns:
+        The slimmed flatbuffer.
+    """
+    model = _model_object(tflite_bytes)
+    for subgraph in model.subgraphs or []:
+        subgraph.name = None
+        for tensor in subgraph.tensors or []:
+            tensor.name = None
+            q = tensor.quantization
+            constant = tensor.buffer and model.buffers[tensor.buffer].data is not None
+            if q is None or q.scale is None or len(q.scale) < 2 or not constant:
+                continue
+            zero_points = list(q.zeroPoint if q.zeroPoint is not None else [])
+            if tensor.type == _INT32:  # a bias: one scale and zero point are all TFLM reads
+                q.scale, q.zeroPoint = list(q.scale[:1]), zero_points[:1] or [0]
+                q.quantizedDimension = 0
+            elif zero_points and not any(zero_points):
+                q.zeroPoint = [0]
+    keep = []
+    for entry in model.metadata or []:
+        if _text(entry.name).encode() in TFLM_METADATA:
+            keep.append(entry)
+        else:
+            model.buffers[entry.buffer].data = None
+    model.metadata = keep or None
+    model.signatureDefs = None
+    model.description = None
+    return _to_bytes(model)
+
+
+#: ``TensorType.INT32`` of the TFLite schema.
+_INT32 = 2
+
+
 def size_breakdown(tflite_bytes: bytes) -> dict[str, int]:
     """Bytes of a flatbuffer by what they hold.
 

@@ -4,6 +4,7 @@ from keras_hrf.layers.attention import MultiHeadAttentionCore
 from keras_hrf.layers.glu import GLU
 from keras_hrf.layers.hrf_dense import FACTOR_INITS, HRFDense, HRFPointwiseConv2D
 from keras_hrf.layers.layer_norm import LayerNorm
+from keras_hrf.layers.space_to_depth_conv import SpaceToDepthConv2D
 
 __all__ = [
     "FACTOR_INITS",
@@ -12,4 +13,5 @@ __all__ = [
     "HRFPointwiseConv2D",
     "LayerNorm",
     "MultiHeadAttentionCore",
+    "SpaceToDepthConv2D",
 ]

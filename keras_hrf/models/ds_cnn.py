@@ -103,7 +103,15 @@ def build_graph(
         x = pointwise_conv(int(c), hrf, f"{n}_pw", use_bias=False)(x)
         x = batch_norm(f"{n}_pw_bn")(x)
         x = keras.layers.ReLU(name=f"{n}_pw_relu")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    h, w = x.shape[1], x.shape[2]
+    if h is None or w is None:
+        x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    else:
+        # The same average as GlobalAveragePooling2D, written as one window over the whole map:
+        # that converts to AVERAGE_POOL_2D (CMSIS-NN's arm_avgpool_s8) where the global pool
+        # converts to MEAN, which TFLite Micro runs with its reference kernel.
+        x = keras.layers.AveragePooling2D((h, w), name="pool")(x)
+        x = keras.layers.Flatten(name="pool_flat")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="head_drop")(x)
     return keras.layers.Dense(num_classes, name="logits")(x)

@@ -6,7 +6,7 @@ import math
 
 import keras
 
-from keras_hrf.layers import HRFDense, MultiHeadAttentionCore
+from keras_hrf.layers import HRFDense, MultiHeadAttentionCore, SpaceToDepthConv2D
 
 
 def _positions(shape) -> int:
@@ -42,6 +42,16 @@ def layer_macs(layer: keras.layers.Layer, input_shape, output_shape) -> int:
         kh, kw = layer.kernel_size
         cin = int(input_shape[-1]) // layer.groups
         return int(output_shape[1]) * int(output_shape[2]) * kh * kw * cin * layer.filters
+    if isinstance(layer, SpaceToDepthConv2D):  # the convolution it computes, not its zero taps
+        kh, kw = layer.kernel_size
+        return (
+            int(output_shape[1])
+            * int(output_shape[2])
+            * kh
+            * kw
+            * int(input_shape[-1])
+            * (layer.filters)
+        )
     if isinstance(layer, MultiHeadAttentionCore):
         t, d = int(input_shape[1]), int(input_shape[-1])
         span = layer.window if layer.window is not None else t

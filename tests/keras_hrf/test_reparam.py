@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_hrf import graph, models, reparam
-from keras_hrf.layers import HRFDense
+from keras_hrf.layers import HRFDense, SpaceToDepthConv2D
 
 SHAPE = (200, 16)
 
@@ -113,3 +113,25 @@ def test_expand_is_the_function_preserving_inverse_of_merge():
     np.testing.assert_allclose(back(x), plain(x), atol=1e-5)
     only = reparam.expand(plain, select=lambda layer: layer.name.endswith("_fc1"))
     assert {la.name for la in reparam.hrf_layers(only)} == {"block0_ffn_fc1", "block1_ffn_fc1"}
+
+
+def test_space_to_depth_rewrites_only_strided_few_channel_convs():
+    model = models.build("ds_cnn", "light", input_shape=SHAPE, num_classes=4, seed=0)
+    stem = model.get_layer("conv0")
+    stem.kernel.assign(np.random.default_rng(2).normal(size=stem.kernel.shape))
+    rewritten = reparam.space_to_depth_convs(model)
+    changed = [
+        la.name
+        for la, lb in zip(model.layers, rewritten.layers, strict=True)
+        if type(la) is not type(lb)
+    ]
+    # The stem (one input channel, stride (4, 2)); the 1x1 convolutions have stride 1.
+    assert changed == ["conv0"]
+    assert isinstance(rewritten.get_layer("conv0"), SpaceToDepthConv2D)
+    np.testing.assert_array_equal(rewritten.get_layer("conv0").kernel.numpy(), stem.kernel.numpy())
+    x = np.random.default_rng(1).normal(size=(2,) + SHAPE).astype("float32")
+    np.testing.assert_allclose(rewritten.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-4, atol=1e-4)  # fmt: skip
+    assert models.count_macs(rewritten) == models.count_macs(model)
+    # With at most 0 input channels allowed nothing qualifies: the model itself comes back.
+    assert reparam.space_to_depth_convs(model, max_channels=0) is model

@@ -7,6 +7,9 @@
 //
 // Every result line starts with "KERAS_HRF " so that the parser ignores anything else TFLM
 // prints. Exit status: 0 on success, 1 on a TFLM error (e.g. an arena too small: TFLM says so).
+// Debug defines (APP_DEFINES): KERAS_HRF_HARNESS_TRACE prints each op as it starts (where an
+// abort happens); KERAS_HRF_HARNESS_EVENTS prints each op invocation's ticks ("KERAS_HRF event
+// CONV_2D 120711"), to see which layer of an op type costs.
 
 #include <cstdint>
 #if !defined(KERAS_HRF_CORTEX_M)
@@ -82,6 +85,10 @@ class TagProfiler : public tflite::MicroProfilerInterface {
   }
   void EndEvent(uint32_t) override {
     const uint64_t ticks = Ticks() - open_start_;
+#if defined(KERAS_HRF_HARNESS_EVENTS)
+    char ev[24];
+    std::printf("KERAS_HRF event %s %s\n", open_tag_, U64(ticks, ev));  // per op instance
+#endif
     for (int i = 0; i < count_; ++i) {
       if (std::strcmp(tags_[i], open_tag_) == 0) {
         ticks_[i] += ticks;

@@ -171,3 +171,24 @@ def test_convert_per_tensor_is_smaller_and_recorded(demo_out, tmp_path):
     assert own["origin"]["weight_scales"] == "per-channel"
     smaller = (out / "model_int8.tflite").stat().st_size
     assert smaller < (demo_out / "runs/light/device/model_int8.tflite").stat().st_size
+
+
+def test_convert_can_undo_the_device_cuts(demo_out, tmp_path):
+    """--no-space-to-depth / --no-micro-slim: the stem converts as one strided CONV_2D and the C
+    array holds model_int8.tflite itself; the run's own export has both cuts."""
+    from keras_hrf.export import flatbuffer
+
+    out = tmp_path / "device"
+    args = ["--no-space-to-depth", "--no-micro-slim", "--tflm-kernels-only"]
+    assert main(["convert", str(demo_out / "runs/light"), "--out", str(out), *args]) == 0
+    own = demo_out / "runs/light/device"
+    assert flatbuffer.parse((out / "model_int8.tflite").read_bytes()).op_names[0] == "CONV_2D"
+    assert flatbuffer.parse((own / "model_int8.tflite").read_bytes()).op_names[0] == "PAD"
+    for folder, slimmed in ((out, False), (own, True)):
+        meta = json.loads((folder / "model_meta.json").read_text())
+        full = (folder / "model_int8.tflite").stat().st_size
+        assert (meta["sizes"]["micro_bytes"] < full) is slimmed
+        assert (
+            f"g_model_data_len = {meta['sizes']['micro_bytes']};"
+            in (folder / "model_data.cc").read_text()
+        )

@@ -22,7 +22,7 @@ from support.tflm import include_args, needs_gxx, needs_tflm
 from keras_hrf import models, reparam, tflite
 from keras_hrf.experiments.quant_study import runtime_max_diff
 from keras_hrf.export import converter as convert_mod
-from keras_hrf.export import csource
+from keras_hrf.export import csource, slim
 from keras_hrf.export import runtime_check as check_mod
 from keras_hrf.layers import LayerNorm
 
@@ -135,6 +135,35 @@ def test_light_preset_is_all_int8_and_runs_in_litert_and_tflm(family, light, rep
     assert "| TFLM arena, recommended |" in report.to_markdown()
 
 
+def test_ds_cnn_stem_and_pool_convert_to_the_ops_cmsis_nn_runs_fast(light, corpus):
+    """The stem converts as space-to-depth + a stride-1 CONV_2D and the global pool as
+    AVERAGE_POOL_2D (not MEAN): the int8 outputs are those of the plain conversion up to
+    calibration rounding, in LiteRT and in TFLM."""
+    from data_prep.int8 import quantize
+    from keras_hrf.device import runtimes
+    from keras_hrf.export.flatbuffer import as_input_batch
+
+    fast = light["ds_cnn"]["int8"]
+    ops = tflite.parse(fast).op_names
+    assert ops[:5] == ["PAD", "RESHAPE", "TRANSPOSE", "RESHAPE", "CONV_2D"]
+    assert "AVERAGE_POOL_2D" in ops and "MEAN" not in ops
+    x = corpus["x"][:24]
+    plain = tflite.convert(light["ds_cnn"]["merged"], corpus["x"], num_samples=48,
+                           space_to_depth=False)  # fmt: skip
+    assert tflite.parse(plain).op_names[0] == "CONV_2D"
+    outs = {}
+    for name, flat in (("fast", fast), ("plain", plain)):
+        detail = runtimes.litert_interpreter(flat).get_input_details()[0]
+        q = quantize(as_input_batch(x, detail["shape"]), *detail["quantization"])
+        outs[name] = runtimes.run_litert(flat, q)[0].astype(int)
+        tflm = runtimes.run_tflm(flat, q, arena_size=4 * 1024 * 1024)[0].astype(int)
+        assert np.abs(tflm - outs[name]).max() <= MAX_RUNTIME_DIFF_STEPS
+    diff = np.abs(outs["fast"] - outs["plain"])
+    # Same weights, same sums; only the calibrated ranges may round differently (measured on
+    # an untrained ds_cnn: 97 % of outputs identical, none more than one step apart).
+    assert diff.max() <= 2 and (diff == 0).mean() >= 0.8
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_merged_hrf_model_has_the_plain_models_ops_and_size(family, light):
     merged = tflite.parse(light[family]["int8"])
@@ -186,7 +215,12 @@ def test_layer_norm_l2_lowering_converts_to_l2_normalization(tiny_data):
 
     The conformer: it has LayerNorms after residual adds, in the FFN and in the convolution
     module (all three families convert the same way: measured on RAVDESS, QUANT.md)."""
-    model = perturb(models.build("conformer", "light", input_shape=TINY_SHAPE, num_classes=3))
+    # Seeded. The lowerings differ where a frame's variance is near eps (var + eps against
+    # max(var, eps)): measured up to 1.05e-3 on these logits, so 3e-3 below; a wrong lowering
+    # is off by tenths.
+    model = perturb(
+        models.build("conformer", "light", input_shape=TINY_SHAPE, num_classes=3, seed=0)
+    )
     flat = tflite.convert(model, tiny_data, num_samples=16, layer_norm="l2")
     ops = tflite.parse(flat).op_names
     norms = [layer for layer in model.layers if isinstance(layer, LayerNorm)]
@@ -194,7 +228,7 @@ def test_layer_norm_l2_lowering_converts_to_l2_normalization(tiny_data):
     assert {layer.lowering for layer in norms} == {"rsqrt"}  # the model itself is unchanged
     relowered = reparam.set_layer_norm_lowering(model, "l2")
     np.testing.assert_allclose(
-        relowered.predict(tiny_data, verbose=0), model.predict(tiny_data, verbose=0), atol=1e-3
+        relowered.predict(tiny_data, verbose=0), model.predict(tiny_data, verbose=0), atol=3e-3
     )
     # It runs in both runtimes, alike (fidelity is measured on trained models: results/ravdess).
     assert runtime_max_diff(flat, tiny_data[:2]) <= MAX_RUNTIME_DIFF_STEPS
@@ -330,22 +364,55 @@ def test_c_array_compiles_and_holds_the_flatbuffer(exported, tmp_path):
     result, _ = exported
     source = result.files["c_source"].read_text()
     assert "alignas(16) const unsigned char g_model_data[]" in source
-    assert _cc_array(source, "g_model_data") == result.files["int8"].read_bytes()
+    micro = _cc_array(source, "g_model_data")
+    full = result.files["int8"].read_bytes()
+    assert micro == slim.micro_flatbuffer(full)
+    assert len(micro) == result.meta.sizes["micro_bytes"] < len(full)
     _compile(result.files["c_source"], result.out_dir)
     # The example application compiles against the export's headers too.
     _compile(MAIN_CC, result.out_dir)
 
 
+def test_micro_flatbuffer_runs_alike_in_tflm_and_is_smaller_where_it_says(light, corpus):
+    """The copy for the C array: the same TFLM outputs, bytes saved where the docstring says
+    (zero points, bias scales, names, metadata), and LiteRT refuses it (which is why the
+    ``.tflite`` stays complete)."""
+    from data_prep.int8 import quantize
+    from keras_hrf.device import runtimes
+    from keras_hrf.export.flatbuffer import as_input_batch
+
+    full = light["ds_cnn"]["int8"]
+    micro = slim.micro_flatbuffer(full)
+    detail = runtimes.litert_interpreter(full).get_input_details()[0]
+    q = quantize(as_input_batch(corpus["x"][:16], detail["shape"]), *detail["quantization"])
+    a = runtimes.run_tflm(full, q, arena_size=4 * 1024 * 1024)[0]
+    b = runtimes.run_tflm(micro, q, arena_size=4 * 1024 * 1024)[0]
+    np.testing.assert_array_equal(a, b)
+    before, after = slim.size_breakdown(full), slim.size_breakdown(micro)
+    assert after["weights"] == before["weights"] and after["metadata"] == 0
+    # ds_cnn light: per-channel weights and biases, ~24 B of parameters per channel -> ~4.
+    assert after["quantization"] < 0.3 * before["quantization"]
+    assert tflite.parse(micro).op_names == tflite.parse(full).op_names
+    with pytest.raises(Exception, match="zero_point|scale"):
+        runtimes.run_litert(micro, q[:1])
+
+
 @needs_gxx
 @needs_tflm
 def test_resolver_methods_and_c_strings_compile(tmp_path):
-    (tmp_path / "op_resolver.h").write_text(csource.op_resolver_h(tflite.TFLM_OP_RESOLVER_METHODS))
     src = tmp_path / "all_ops.cc"
     src.write_text(
         '#include "op_resolver.h"\n'
         "bool RegisterAll() { bool ok = false; GetKerasHrfOpResolver(&ok); return ok; }\n"
     )
-    _compile(src, tmp_path)
+    every = list(tflite.TFLM_OP_RESOLVER_METHODS)
+    # Generic kernels; then every op all-int8: the int8-only registrations and the project's own.
+    for int8_ops in ((), every):
+        resolver = csource.op_resolver_h(every, int8_ops)
+        for registration, _ in csource.PROJECT_KERNELS.values():
+            assert (f"{registration}()) != kTfLiteOk" in resolver) == bool(int8_ops)
+        (tmp_path / "op_resolver.h").write_text(resolver)
+        _compile(src, tmp_path)
     labels = ['say "hi"', "back\\slash", "wütend", "??="]
     (tmp_path / "model_data.h").write_text(
         csource.model_data_h(
