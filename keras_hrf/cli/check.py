@@ -147,12 +147,14 @@ def _export_of(folder: Path, flat: bytes) -> bool:
 
 def _device_check(path: Path, samples, args, trees) -> int:
     """``--device``: the real firmware on each target, against the Python TFLM interpreter."""
+    import json
     import tempfile
 
     import numpy as np
 
     from data_prep import int8 as quant
     from keras_hrf.device import firmware
+    from keras_hrf.device.meta import META_NAME
     from keras_hrf.device.runtimes import run_tflm
     from keras_hrf.export import firmware_report, flatbuffer, min_tflm_arena, slim
 
@@ -167,9 +169,16 @@ def _device_check(path: Path, samples, args, trees) -> int:
     q = quant.quantize(x, *flatbuffer.quantization_params(info.input))
     reference, _ = run_tflm(flat, q, min_tflm_arena(flat))
     export_dir = path.parent
+    # What the firmware flashes: the C array, slimmed for TFLM as an export writes it (an export
+    # made with micro_slim=False holds the flatbuffer itself).
+    micro = slim.micro_flatbuffer(flat)
     with tempfile.TemporaryDirectory(prefix="keras-hrf-check-") as tmp:
         # The export folder's C sources if they are of this very flatbuffer; else made here.
-        if not _export_of(export_dir, flat):
+        if _export_of(export_dir, flat):
+            meta = json.loads((export_dir / META_NAME).read_text())
+            if meta.get("sizes", {}).get("micro_bytes") != len(micro):
+                micro = flat
+        else:
             example = int(np.argmax(reference.max(axis=-1)))
             export_dir = firmware_report.write_sources(
                 flat, tmp, q[example], int(reference[example].argmax())
@@ -182,7 +191,7 @@ def _device_check(path: Path, samples, args, trees) -> int:
                 targets=list(dict.fromkeys(args.device)),
                 trees=trees,
                 weight_bytes=info.weight_bytes,
-                flatbuffer=slim.size_breakdown(flat),
+                flatbuffer=slim.size_breakdown(micro),
             )
         except firmware.FirmwareError as exc:
             print(f"keras-hrf check: {exc}", file=sys.stderr)

@@ -316,16 +316,19 @@ def write_sources(
     expected_index: int,
     labels: Sequence[str] | None = None,
     arena_bytes: int | None = None,
+    micro_slim: bool = True,
 ) -> Path:
     """The C sources the firmware needs, for a bare int8 ``.tflite`` (no export folder).
 
     Writes ``model_data.h`` / ``model_data.cc``, ``op_resolver.h`` and ``example_input.h``
-    (``example``, an int8 input, and the label index TFLM gives it) into ``out_dir``.
+    (``example``, an int8 input, and the label index TFLM gives it) into ``out_dir``. As an
+    export does, the C array holds the flatbuffer slimmed for TFLM
+    (:func:`keras_hrf.export.slim.micro_flatbuffer`) unless ``micro_slim`` is False.
 
     Returns:
         ``out_dir``.
     """
-    from keras_hrf.export import csource, flatbuffer
+    from keras_hrf.export import csource, flatbuffer, slim
     from keras_hrf.export.runtime_check import min_tflm_arena, recommended_arena
 
     info = flatbuffer.parse(tflite_bytes)
@@ -334,11 +337,12 @@ def write_sources(
     in_scale, in_zero = flatbuffer.quantization_params(info.input)
     out_scale, out_zero = flatbuffer.quantization_params(info.output)
     arena_min = min_tflm_arena(tflite_bytes)
+    c_array = slim.micro_flatbuffer(tflite_bytes) if micro_slim else tflite_bytes
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {
         "model_data.h": csource.model_data_h(
-            num_bytes=len(tflite_bytes),
+            num_bytes=len(c_array),
             arena_bytes=arena_bytes or recommended_arena(arena_min),
             arena_min=arena_min,
             arena_source="the host interpreter (keras-hrf check)",
@@ -349,7 +353,7 @@ def write_sources(
             output_zero_point=out_zero,
             num_classes=n_out,
         ),
-        "model_data.cc": csource.model_data_cc(tflite_bytes, labels),
+        "model_data.cc": csource.model_data_cc(c_array, labels),
         "op_resolver.h": csource.op_resolver_h(info.op_set, info.int8_ops),
         "example_input.h": csource.example_input_h(
             example, int(expected_index), labels[int(expected_index)]
