@@ -196,6 +196,8 @@ def space_to_depth_convs(
             return False
         if layer.data_format != "channels_last":
             return False
+        if len(layer._inbound_nodes) != 1:  # a shared layer: the geometry is per input shape
+            return False
         shape = tuple(layer.input.shape)
         if None in shape[1:] or shape[-1] > max_channels:
             return False

@@ -180,6 +180,7 @@ _KERNELS_HEAD = """\
 _LOGISTIC_CC = """\
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/logistic.h"
 #include "tensorflow/lite/micro/kernels/logistic.h"
+#include "tensorflow/lite/micro/micro_context.h"
 
 namespace keras_hrf {
 
@@ -194,6 +195,12 @@ inline void* LogisticLutInit(TfLiteContext* context, const char*, size_t) {
 }
 
 inline TfLiteStatus LogisticLutPrepare(TfLiteContext* context, TfLiteNode* node) {
+  tflite::MicroContext* micro_context = tflite::GetMicroContext(context);
+  TfLiteTensor* input = micro_context->AllocateTempInputTensor(node, 0);
+  TF_LITE_ENSURE(context, input != nullptr);
+  const bool int8 = input->type == kTfLiteInt8;
+  micro_context->DeallocateTempTfLiteTensor(input);
+  TF_LITE_ENSURE(context, int8);  // registered for all-int8 models only
   TF_LITE_ENSURE_OK(context, tflite::LogisticPrepare(context, node));
   LogisticLut* lut = static_cast<LogisticLut*>(node->user_data);
   const tflite::OpDataLogistic& p = lut->params;
@@ -305,6 +312,7 @@ inline TfLiteStatus SoftmaxLutPrepare(TfLiteContext* context, TfLiteNode* node) 
   TfLiteTensor* output = micro_context->AllocateTempOutputTensor(node, 0);
   TF_LITE_ENSURE(context, input != nullptr && output != nullptr);
   TF_LITE_ENSURE(context, input->type == kTfLiteInt8 && output->type == kTfLiteInt8);
+  TF_LITE_ENSURE(context, input->dims->size >= 1 && input->dims->data[input->dims->size - 1] > 0);
   SoftmaxLut* lut = static_cast<SoftmaxLut*>(node->user_data);
   const auto* params = static_cast<const TfLiteSoftmaxParams*>(node->builtin_data);
   TF_LITE_ENSURE_OK(context,

@@ -54,9 +54,14 @@ def strip_tensor_names(tflite_bytes: bytes) -> tuple[bytes, dict[str, dict[str, 
     return _to_bytes(model), names
 
 
-#: The one metadata entry TFLite Micro reads (offline-planned tensor offsets); the rest (the
-#: converter's version strings, signature defs) only LiteRT or tools read.
-TFLM_METADATA = (b"OFFLINE_MEMORY_ALLOCATION",)
+#: The metadata entries TFLite Micro reads (offline-planned tensor offsets,
+#: ``micro_allocation_info.cc``; compressed tensors, ``compression.h``); the rest (the
+#: converter's version strings) only LiteRT or tools read.
+TFLM_METADATA = (b"OfflineMemoryAllocation", b"COMPRESSION_METADATA")
+
+#: Builtin op -> the input index of its bias (the only int32 constants with per-channel
+#: quantization the converter writes).
+_BIAS_INPUT = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3}
 
 
 def micro_flatbuffer(tflite_bytes: bytes) -> bytes:
@@ -82,17 +87,28 @@ def micro_flatbuffer(tflite_bytes: bytes) -> bytes:
     Returns:
         The slimmed flatbuffer.
     """
+    from tensorflow.lite.python import schema_py_generated as schema
+
     model = _model_object(tflite_bytes)
+    op_name = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     for subgraph in model.subgraphs or []:
         subgraph.name = None
-        for tensor in subgraph.tensors or []:
+        biases = set()
+        for op in subgraph.operators or []:
+            code = model.operatorCodes[op.opcodeIndex]
+            slot = _BIAS_INPUT.get(op_name.get(max(code.builtinCode, code.deprecatedBuiltinCode)))
+            if slot is not None and op.inputs is not None and len(op.inputs) > slot:
+                biases.add(int(op.inputs[slot]))
+        for index, tensor in enumerate(subgraph.tensors or []):
             tensor.name = None
             q = tensor.quantization
             constant = tensor.buffer and model.buffers[tensor.buffer].data is not None
             if q is None or q.scale is None or len(q.scale) < 2 or not constant:
                 continue
             zero_points = list(q.zeroPoint if q.zeroPoint is not None else [])
-            if tensor.type == _INT32:  # a bias: one scale and zero point are all TFLM reads
+            if (
+                tensor.type == _INT32 and index in biases
+            ):  # one scale and zero point: all TFLM reads
                 q.scale, q.zeroPoint = list(q.scale[:1]), zero_points[:1] or [0]
                 q.quantizedDimension = 0
             elif zero_points and not any(zero_points):

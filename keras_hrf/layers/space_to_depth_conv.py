@@ -120,6 +120,11 @@ class SpaceToDepthConv2D(keras.layers.Layer):
 
     def call(self, x):
         g, (sh, sw) = self._geometry, self.strides
+        if tuple(x.shape[1:]) != (g["h"], g["w"], g["c"]):
+            raise ValueError(
+                f"{self.name}: built for inputs (B, {g['h']}, {g['w']}, {g['c']}), called on "
+                f"{tuple(x.shape)}"
+            )
         # Pad (with zeros: int8 PAD pads with the zero point, which is what CONV_2D's own
         # padding means), or crop the rows / columns no output reads.
         bottom, right = g["rows"] - g["h"] - g["top"], g["cols"] - g["w"] - g["left"]

@@ -135,3 +135,8 @@ def test_space_to_depth_rewrites_only_strided_few_channel_convs():
     assert models.count_macs(rewritten) == models.count_macs(model)
     # With at most 0 input channels allowed nothing qualifies: the model itself comes back.
     assert reparam.space_to_depth_convs(model, max_channels=0) is model
+    # A Conv2D shared by two inputs of different sizes keeps its plain form (one geometry each).
+    conv = keras.layers.Conv2D(4, (8, 4), strides=(4, 2), name="shared")
+    a, b = keras.Input((32, 16, 1)), keras.Input((40, 16, 1))
+    two = keras.Model([a, b], [conv(a), conv(b)])
+    assert reparam.space_to_depth_convs(two) is two

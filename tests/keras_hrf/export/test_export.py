@@ -395,6 +395,22 @@ def test_micro_flatbuffer_runs_alike_in_tflm_and_is_smaller_where_it_says(light,
     assert tflite.parse(micro).op_names == tflite.parse(full).op_names
     with pytest.raises(Exception, match="zero_point|scale"):
         runtimes.run_litert(micro, q[:1])
+    # The metadata TFLM reads (an offline memory plan) survives; the converter's strings do not.
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(full), 0)
+    plan, buffer = schema.MetadataT(), schema.BufferT()
+    buffer.data = [1, 0, 0, 0]
+    model.buffers.append(buffer)
+    plan.name, plan.buffer = b"OfflineMemoryAllocation", len(model.buffers) - 1
+    model.metadata = [*(model.metadata or []), plan]
+    names = {bytes(m.name) for m in model.metadata}
+    assert b"min_runtime_version" in names
+    kept = schema.ModelT.InitFromPackedBuf(
+        bytearray(slim.micro_flatbuffer(slim._to_bytes(model))), 0
+    )
+    assert [bytes(m.name) for m in kept.metadata] == [b"OfflineMemoryAllocation"]
+    assert list(kept.buffers[kept.metadata[0].buffer].data) == [1, 0, 0, 0]
 
 
 @needs_gxx
