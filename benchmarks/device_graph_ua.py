@@ -22,11 +22,10 @@ paired difference over the runs. Prints a Markdown table and writes
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
-from pathlib import Path
+
+import trained_runs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -60,39 +59,19 @@ def _todays_graph(run, config: dict):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--root", default=os.environ.get("KERAS_HRF_RAVDESS"))
-    parser.add_argument("--cache", default=".cache/features")
-    parser.add_argument("--out", default="benchmarks/results/device_graph_ua.json")
-    args = parser.parse_args(argv)
-    for run in args.runs:
-        if not (run / "metrics.json").is_file():
-            sys.exit(f"device_graph_ua.py: {run} is not a finished run folder (no metrics.json)")
-    if not args.root:
-        sys.exit("device_graph_ua.py: give --root (the RAVDESS folder) or set KERAS_HRF_RAVDESS")
+    args = trained_runs.parse_args("device_graph_ua", __doc__.split("\n")[0], argv)
 
     import numpy as np
     import pandas as pd
 
-    from data_prep import encode_labels, load_features
-    from data_prep.int8 import quantize
     from keras_hrf import reports
-    from keras_hrf.device import runtimes
     from keras_hrf.experiments.statistics import paired_difference
     from keras_hrf.export import convert
-    from keras_hrf.export.flatbuffer import as_input_batch, parse
-    from keras_hrf.training import load_run
+    from keras_hrf.export.flatbuffer import parse
     from keras_hrf.training.metrics import classification_metrics
 
-    feats, manifest, _ = load_features("ravdess", args.root, args.cache, progress=False)
-    y_all, _ = encode_labels(manifest["emotion"])
     rows = []
-    for i, run_dir in enumerate(args.runs):
-        run = load_run(run_dir)
-        config = json.loads((run_dir / "config.json").read_text())
-        test = manifest["speaker"].astype(str).isin(config["split"]["test_speakers"]).to_numpy()
-        x, y = run.normalizer.transform(feats[test]), y_all[test]
+    for i, (run_dir, run, config, x, y) in enumerate(trained_runs.test_splits(args)):
         representative = np.load(run_dir / "representative.npy")
         graphs = {
             "as_trained": convert(run.merged, representative, space_to_depth=False),
@@ -101,9 +80,7 @@ def main(argv=None) -> int:
         row = {"run": str(run_dir)}
         preds = {}
         for name, flat in graphs.items():
-            detail = runtimes.litert_interpreter(flat).get_input_details()[0]
-            x_int8 = quantize(as_input_batch(x, detail["shape"]), *detail["quantization"])
-            preds[name] = runtimes.run_litert(flat, x_int8)[0].argmax(-1)
+            preds[name] = trained_runs.int8_predictions(flat, x)
             row[name] = {
                 "ops": sorted(set(parse(flat).op_names)),
                 "int8_ua": classification_metrics(y, preds[name], run.labels)["ua"],

@@ -17,48 +17,25 @@ the runs. Prints a Markdown table and writes ``benchmarks/results/per_tensor.jso
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
-from pathlib import Path
+
+import trained_runs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--root", default=os.environ.get("KERAS_HRF_RAVDESS"))
-    parser.add_argument("--cache", default=".cache/features")
-    parser.add_argument("--out", default="benchmarks/results/per_tensor.json")
-    args = parser.parse_args(argv)
-    for run in args.runs:
-        if not (run / "metrics.json").is_file():
-            sys.exit(f"per_tensor.py: {run} is not a finished run folder (no metrics.json)")
-    if not args.root:
-        sys.exit("per_tensor.py: give --root (the RAVDESS folder) or set KERAS_HRF_RAVDESS")
+    args = trained_runs.parse_args("per_tensor", __doc__.split("\n")[0], argv)
 
     import numpy as np
 
-    from data_prep import encode_labels, load_features
-    from data_prep.int8 import quantize
     from keras_hrf import reports
-    from keras_hrf.device import runtimes
     from keras_hrf.export import convert, slim
-    from keras_hrf.export.flatbuffer import as_input_batch
-    from keras_hrf.training import load_run
     from keras_hrf.training.metrics import classification_metrics
 
-    feats, manifest, _ = load_features("ravdess", args.root, args.cache, progress=False)
-    y_all, _ = encode_labels(manifest["emotion"])
     rows = []
-    for run_dir in args.runs:
-        run = load_run(run_dir)
-        test_speakers = json.loads((run_dir / "config.json").read_text())["split"]["test_speakers"]
-        test = manifest["speaker"].astype(str).isin(test_speakers).to_numpy()
-        x = run.normalizer.transform(feats[test])
-        y = y_all[test]
+    for run_dir, run, _, x, y in trained_runs.test_splits(args):
         y_float = run.merged.predict(x, verbose=0, batch_size=256).argmax(-1)
         representative = np.load(run_dir / "representative.npy")
         row = {
@@ -70,9 +47,7 @@ def main(argv=None) -> int:
             # on its 3-D FULLY_CONNECTED) but runs under LiteRT, which is what is measured here.
             flat = convert(run.merged, representative, per_channel=per_channel, strict=False)
             flat, _ = slim.strip_tensor_names(flat)
-            detail = runtimes.litert_interpreter(flat).get_input_details()[0]
-            x_int8 = quantize(as_input_batch(x, detail["shape"]), *detail["quantization"])
-            y_int8 = runtimes.run_litert(flat, x_int8)[0].argmax(-1)
+            y_int8 = trained_runs.int8_predictions(flat, x)
             breakdown = slim.size_breakdown(flat)
             row[name] = {
                 "bytes": len(flat),

@@ -87,18 +87,18 @@ def micro_flatbuffer(tflite_bytes: bytes) -> bytes:
     Returns:
         The slimmed flatbuffer.
     """
-    from tensorflow.lite.python import schema_py_generated as schema
+    from keras_hrf.export import flatbuffer
 
+    info = flatbuffer.parse(tflite_bytes)  # the main subgraph, the one with the model's ops
+    biases = {
+        op.inputs[_BIAS_INPUT[op.name]]
+        for op in info.ops
+        if op.name in _BIAS_INPUT and len(op.inputs) > _BIAS_INPUT[op.name]
+    }
+    biases &= {t.index for t in info.tensors if t.dtype == "INT32"}
     model = _model_object(tflite_bytes)
-    op_name = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    for subgraph in model.subgraphs or []:
+    for g, subgraph in enumerate(model.subgraphs or []):
         subgraph.name = None
-        biases = set()
-        for op in subgraph.operators or []:
-            code = model.operatorCodes[op.opcodeIndex]
-            slot = _BIAS_INPUT.get(op_name.get(max(code.builtinCode, code.deprecatedBuiltinCode)))
-            if slot is not None and op.inputs is not None and len(op.inputs) > slot:
-                biases.add(int(op.inputs[slot]))
         for index, tensor in enumerate(subgraph.tensors or []):
             tensor.name = None
             q = tensor.quantization
@@ -106,9 +106,7 @@ def micro_flatbuffer(tflite_bytes: bytes) -> bytes:
             if q is None or q.scale is None or len(q.scale) < 2 or not constant:
                 continue
             zero_points = list(q.zeroPoint if q.zeroPoint is not None else [])
-            if (
-                tensor.type == _INT32 and index in biases
-            ):  # one scale and zero point: all TFLM reads
+            if g == 0 and index in biases:  # a bias: one scale and zero point are all TFLM reads
                 q.scale, q.zeroPoint = list(q.scale[:1]), zero_points[:1] or [0]
                 q.quantizedDimension = 0
             elif zero_points and not any(zero_points):
@@ -123,10 +121,6 @@ def micro_flatbuffer(tflite_bytes: bytes) -> bytes:
     model.signatureDefs = None
     model.description = None
     return _to_bytes(model)
-
-
-#: ``TensorType.INT32`` of the TFLite schema.
-_INT32 = 2
 
 
 def size_breakdown(tflite_bytes: bytes) -> dict[str, int]:
