@@ -25,6 +25,11 @@ import trained_runs
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def _p_text(p) -> str:
+    """A Wilcoxon p-value, or why there is none (it needs >= 5 pairs)."""
+    return "n/a (< 5 pairs)" if p is None else f"{p:.2f}"
+
+
 def main(argv=None) -> int:
     args = trained_runs.parse_args("per_tensor", __doc__.split("\n")[0], argv)
 
@@ -109,7 +114,7 @@ def main(argv=None) -> int:
         f"\nper-tensor minus per-channel over {len(rows)} runs: int8 UA "
         f"{100 * summary['mean_int8_ua_diff']:+.2f} points (95 % CI "
         f"[{100 * paired['ci95'][0]:+.2f}, {100 * paired['ci95'][1]:+.2f}], Wilcoxon p "
-        f"{paired['wilcoxon_p']:.2f}), agreement with float "
+        f"{_p_text(paired['wilcoxon_p'])}), agreement with float "
         f"{100 * summary['mean_agreement_diff']:+.2f} points, "
         f"{summary['mean_bytes_saved']:,.0f} bytes saved"
     )
