@@ -17,10 +17,12 @@ The flatbuffer figures are those of the C array the firmware flashes (``model_da
 copy slimmed for TFLM, :func:`keras_hrf.export.slim.micro_flatbuffer`), beside the
 ``model_int8.tflite`` LiteRT gets. Cuts measured by undoing them on the same export: the tensor
 names the export strips and newlib-nano (the firmware linked against the full newlib) on the
-first model; the project's own kernels (the LOGISTIC and SOFTMAX tables and the last-axis MEAN
-of :data:`keras_hrf.export.csource.PROJECT_KERNELS`: the harness rebuilt with TFLM's kernels) on
-the first model that has those ops; the space-to-depth stem (exported again with
-``space_to_depth=False``) on ds_cnn. Prints Markdown tables and writes
+first model; the project's own kernels (:data:`keras_hrf.export.csource.PROJECT_KERNELS`: the
+harness rebuilt with TFLM's kernels; in total and per op type) on the first model that has
+those ops; the space-to-depth stem (exported again with ``space_to_depth=False`` and
+``one_channel_depthwise=False``: one strided CONV_2D) on ds_cnn; the
+one-channel convolution as a depthwise one (exported again with
+``one_channel_depthwise=False``) on the first Transformer. Prints Markdown tables and writes
 ``benchmarks/results/device_cost.json``.
 """
 
@@ -51,7 +53,15 @@ FLASH_BUDGET, RAM_BUDGET = 256 * 1024, 96 * 1024
 
 
 def _export(
-    family, size, options, out: Path, targets, inputs: int, strip: bool = True, s2d: bool = True
+    family,
+    size,
+    options,
+    out: Path,
+    targets,
+    inputs: int,
+    strip: bool = True,
+    s2d: bool = True,
+    depthwise: bool = True,
 ):
     """Export an untrained model into ``out`` (firmware measured on ``targets``); returns the
     :class:`keras_hrf.export.ExportResult`."""
@@ -78,12 +88,14 @@ def _export(
         firmware_inputs=inputs,
         strip_names=strip,
         space_to_depth=s2d,
+        one_channel_depthwise=depthwise,
     )
 
 
-def _instructions_with_tflm_kernels(out: Path, target: str, trees, inputs: int) -> float:
-    """Instructions per inference of the export in ``out`` with TFLM's kernels only: the harness
-    built from a copy whose op_resolver.h registers none of the project's own."""
+def _run_with_tflm_kernels(out: Path, target: str, trees, inputs: int):
+    """The harness run (:class:`keras_hrf.device.firmware.HarnessRun`) of the export in ``out``
+    with TFLM's kernels only: built from a copy whose op_resolver.h registers none of the
+    project's own."""
     import shutil
 
     import numpy as np
@@ -98,7 +110,7 @@ def _instructions_with_tflm_kernels(out: Path, target: str, trees, inputs: int) 
     (copy / "op_resolver.h").write_text(resolver, encoding="utf-8")
     shape = info.input.shape[1:]
     x = np.random.default_rng(0).integers(-128, 128, (inputs, *shape)).astype(np.int8)
-    return firmware.run_harness(copy, x, target, trees=trees).instructions_per_inference
+    return firmware.run_harness(copy, x, target, trees=trees)
 
 
 def main(argv=None) -> int:
@@ -155,11 +167,32 @@ def main(argv=None) -> int:
             cuts["project_kernels_model"], cuts["project_kernels_target"] = label, target
             cuts["project_kernels_ops"] = sorted(own)
             cuts["project_kernels_instructions"] = row["targets"][target]["instructions"]
-            cuts["tflm_kernels_instructions"] = _instructions_with_tflm_kernels(
-                out, target, trees, args.inputs
+            stock = _run_with_tflm_kernels(out, target, trees, args.inputs)
+            cuts["tflm_kernels_instructions"] = stock.instructions_per_inference
+            ours = fw["targets"][target]["op_instructions"]
+            theirs = stock.op_instructions()
+            cuts["kernel_op_instructions"] = {  # per op type: (TFLM's, the project's)
+                op: [round(theirs.get(op, 0)), round(ours.get(op, 0))] for op in sorted(own)
+            }
+        one_channel = family != "ds_cnn"  # the Transformers' first convolution reads 1 channel
+        if one_channel and "one_channel_depthwise_model" not in cuts:
+            plain = _export(
+                family, size, options, tmp / "conv", [target], args.inputs, depthwise=False
             )
+            f = plain.firmware.to_dict()["targets"][target]
+            cuts["one_channel_depthwise_model"] = label
+            cuts["one_channel_depthwise_target"] = target
+            cuts["one_channel_depthwise_instructions"] = row["targets"][target]["instructions"]
+            cuts["one_channel_conv_instructions"] = f["instructions"]
+            cuts["one_channel_depthwise_arena_used"] = row["targets"][target]["arena_used"]
+            cuts["one_channel_conv_arena_used"] = f["arena_used"]
         if family == "ds_cnn" and "space_to_depth_model" not in cuts:
-            plain = _export(family, size, options, tmp / "no_s2d", [target], args.inputs, s2d=False)
+            # Against the stem as trained: one strided CONV_2D (not the depthwise rewrite, which
+            # would take a one-channel stem that space-to-depth leaves).
+            plain = _export(
+                family, size, options, tmp / "no_s2d", [target], args.inputs, s2d=False,
+                depthwise=False,
+            )  # fmt: skip
             f = plain.firmware.to_dict()["targets"][target]
             cuts["space_to_depth_model"], cuts["space_to_depth_target"] = label, target
             cuts["space_to_depth_instructions"] = row["targets"][target]["instructions"]

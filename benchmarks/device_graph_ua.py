@@ -9,10 +9,11 @@ keep the float function, but the int8 model is calibrated and rounded anew, so t
 what they cost in accuracy. Each run folder (e.g. ``results/ravdess/runs/ds_cnn/light/*``) is
 converted twice from its merged weights and its own calibration data (``representative.npy``):
 
-- *as trained*: the merged model as saved (ds_cnn's global pool a MEAN), its stem converted as
-  one strided CONV_2D (``space_to_depth=False``);
-- *today*: the same weights in the graph ``keras_hrf.models.build`` makes now (the pool an
-  AVERAGE_POOL_2D), converted with the default rewrites (the space-to-depth stem).
+- *as trained*: the merged model as saved (ds_cnn's global pool a MEAN), its convolutions
+  converted as they are (``space_to_depth=False, one_channel_depthwise=False``);
+- *today*: the same weights in the graph ``keras_hrf.models.build`` makes now (ds_cnn's pool an
+  AVERAGE_POOL_2D), converted with the default rewrites (ds_cnn's space-to-depth stem, the
+  Transformers' one-channel convolution as a depthwise one).
 
 Both run under LiteRT on the run's test speakers (``config.json``; features from the cache,
 ``--root`` or ``KERAS_HRF_RAVDESS``). Per run: int8 UA, agreement of the two int8 models; then the
@@ -74,7 +75,9 @@ def main(argv=None) -> int:
     for i, (run_dir, run, config, x, y) in enumerate(trained_runs.test_splits(args)):
         representative = np.load(run_dir / "representative.npy")
         graphs = {
-            "as_trained": convert(run.merged, representative, space_to_depth=False),
+            "as_trained": convert(
+                run.merged, representative, space_to_depth=False, one_channel_depthwise=False
+            ),
             "today": convert(_todays_graph(run, config), representative),
         }
         row = {"run": str(run_dir)}

@@ -210,3 +210,59 @@ def space_to_depth_convs(
     return rewrite(
         model, lambda layer: SpaceToDepthConv2D.from_conv2d(layer) if candidate(layer) else None
     )
+
+
+def one_channel_convs_to_depthwise(model: keras.Model) -> keras.Model:
+    """The model with every ``Conv2D`` over a single input channel as a ``DepthwiseConv2D``.
+
+    A convolution of one channel into ``F`` is a depthwise convolution with ``depth_multiplier
+    = F``: the kernel ``(kh, kw, 1, F)`` is laid out the same, so the weights carry over as they
+    are and every output is the same sum of the same products (the int8 converter gives each of
+    the ``F`` outputs the same per-channel scale either way). What changes is the CMSIS-NN
+    kernel: ``arm_convolve_s8`` builds a 9-value im2col column per output pixel for a 3 x 3
+    kernel over one channel, while the depthwise kernel's channel-multiplier path computes four
+    outputs per pass. Measured on Cortex-M4 (``benchmarks/device_cost.py``): the light
+    Conformer's first stem convolution (3 x 3, stride 2, 1 -> 4 channels) takes 2.2 M instead of
+    3.7 M instructions; on Cortex-M55 CMSIS-NN turns such a depthwise convolution back into a
+    convolution (no change). The converter calls it by default, after
+    :func:`space_to_depth_convs` (which takes the strided stems it suits first).
+
+    Args:
+        model: A functional (or Sequential) model.
+
+    Returns:
+        A new model (weights copied); the input model is left untouched. A model with nothing
+        to rewrite is returned as it is.
+    """
+
+    def candidate(layer) -> bool:
+        if type(layer) is not keras.layers.Conv2D or layer.groups != 1:
+            return False
+        if layer.data_format != "channels_last" or len(layer._inbound_nodes) != 1:
+            return False
+        return layer.input.shape[-1] == 1
+
+    def to_depthwise(layer):
+        if not candidate(layer):
+            return None
+        return keras.layers.DepthwiseConv2D(
+            kernel_size=layer.kernel_size,
+            strides=layer.strides,
+            padding=layer.padding,
+            depth_multiplier=layer.filters,
+            dilation_rate=layer.dilation_rate,
+            activation=layer.get_config()["activation"],
+            use_bias=layer.use_bias,
+            name=layer.name,
+            dtype=layer.dtype_policy,
+        )
+
+    def weights(layer):  # Conv2D (kh, kw, 1, F) is DepthwiseConv2D's (kh, kw, 1, multiplier)
+        out = {"kernel": np.asarray(layer.kernel)}
+        if layer.use_bias:
+            out["bias"] = np.asarray(layer.bias)
+        return out
+
+    if not any(candidate(layer) for layer in _walk(model)):
+        return model
+    return rewrite(model, to_depthwise, weights_for=weights)

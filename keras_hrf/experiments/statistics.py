@@ -54,13 +54,25 @@ DETECTABLE_EFFECT = 0.015
 
 def pairs_needed(std_diff: float | None, effect: float = DETECTABLE_EFFECT) -> int | None:
     """Pairs a paired t-test needs to see ``effect`` with power 0.8 at alpha 0.05 (two-sided),
-    given the paired differences' std (``statsmodels``' ``TTestPower``); None without a std."""
+    given the paired differences' std (``statsmodels``' ``TTestPower``); None without a std
+    (or a zero one)."""
     if not std_diff:
         return None
     from statsmodels.stats.power import TTestPower
 
-    n = TTestPower().solve_power(effect_size=effect / std_diff, alpha=0.05, power=0.8)
-    return int(np.ceil(n))
+    import warnings
+
+    power, size = TTestPower(), effect / std_diff
+    with warnings.catch_warnings():  # the root finder warns where it fails (handled below)
+        warnings.simplefilter("ignore")
+        n = power.solve_power(effect_size=size, alpha=0.05, power=0.8)
+        if np.isfinite(n):
+            return int(np.ceil(n))
+        # An effect many stds wide: the solver's bracket fails (nan) below ~3 pairs; count up.
+        for pairs in range(2, 11):
+            if np.nan_to_num(power.power(effect_size=size, nobs=pairs, alpha=0.05)) >= 0.8:
+                return pairs
+    return None
 
 
 def paired_difference(a: pd.Series, b: pd.Series) -> dict | None:

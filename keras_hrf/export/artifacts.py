@@ -124,6 +124,7 @@ def export(
     per_channel: bool = True,
     micro_slim: bool = True,
     space_to_depth: bool = True,
+    one_channel_depthwise: bool = True,
     project_kernels: bool = True,
     firmware: Sequence[str] | str | None = "auto",
     firmware_inputs: int = 32,
@@ -181,10 +182,16 @@ def export(
             (:func:`keras_hrf.reparam.space_to_depth_convs`: the same function, 9 % fewer
             Cortex-M4 instructions for the light ds_cnn). The float32 model (LiteRT on phones)
             is converted as it is.
+        one_channel_depthwise: Convert the int8 model's convolutions over one input channel
+            (the Transformers' first stem convolution) as depthwise convolutions
+            (:func:`keras_hrf.reparam.one_channel_convs_to_depthwise`: the same function and
+            weights, 1.5 M fewer Cortex-M4 instructions for the light Conformer). The float32
+            model is converted as it is.
         project_kernels: ``op_resolver.h`` registers the project's own int8 kernels where
             the model has their ops (:data:`keras_hrf.export.csource.PROJECT_KERNELS`: LOGISTIC
-            and SOFTMAX from tables, a last-axis MEAN; the same outputs as TFLM's, 43 % fewer
-            Cortex-M4 instructions for the light Conformer); ``False``: TFLM's kernels only.
+            and SOFTMAX from tables, MEAN over adjacent axes, ADD and SUB with their input
+            rescalings from tables, MUL broadcast per row or column; the same outputs as
+            TFLM's); ``False``: TFLM's kernels only.
         firmware: Targets to build and run the real firmware on (``"host"``, ``"m4"``,
             ``"m55"``; :mod:`keras_hrf.export.firmware_report`): their measurements go into
             ``REPORT.md`` and ``firmware.json``, and the arena measured on Cortex-M becomes the
@@ -227,12 +234,13 @@ def export(
         seed=seed,
         per_channel=per_channel,
         space_to_depth=space_to_depth,
+        one_channel_depthwise=one_channel_depthwise,
     )
     tensor_names = None
     if strip_names:
         int8, tensor_names = slim.strip_tensor_names(int8)
     deployed = reparam.merge(model) if had_hrf else model
-    float32 = convert(deployed, None, "float32", space_to_depth=False)
+    float32 = convert(deployed, None, "float32", space_to_depth=False, one_channel_depthwise=False)
 
     rep = np.asarray(representative_data, dtype=np.float32)
     sample_rows, sample_source = None, "samples"

@@ -222,6 +222,7 @@ def convert(
     layer_norm: str | None = None,
     per_channel: bool = True,
     space_to_depth: bool = True,
+    one_channel_depthwise: bool = True,
 ) -> bytes:
     """Convert a (merged) Keras model to a TFLite flatbuffer that runs under TFLite Micro.
 
@@ -249,6 +250,10 @@ def convert(
             first) as a space-to-depth rearrangement and a stride-1 convolution
             (:func:`keras_hrf.reparam.space_to_depth_convs`): the same function, fewer
             instructions on Cortex-M. ``False`` converts them as they are.
+        one_channel_depthwise: Convert convolutions over one input channel (the rest of the
+            first convolutions) as depthwise convolutions
+            (:func:`keras_hrf.reparam.one_channel_convs_to_depthwise`): the same function and
+            weights, fewer Cortex-M4 instructions. ``False`` converts them as they are.
 
     Returns:
         The flatbuffer, after :func:`keras_hrf.export.flatbuffer.validate` found no problem.
@@ -283,6 +288,8 @@ def convert(
             raise ConversionError(str(e)) from e
     if space_to_depth:
         model = reparam.space_to_depth_convs(model)
+    if one_channel_depthwise:
+        model = reparam.one_channel_convs_to_depthwise(model)
     converter = make_converter(
         model, representative_data, quantization, num_samples, seed, per_channel=per_channel
     )

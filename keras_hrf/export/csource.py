@@ -168,12 +168,46 @@ INT8_REGISTRATIONS: dict[str, tuple[str, str]] = {
 #:   the reference kernel's two passes otherwise unchanged. CMSIS-NN's arm_softmax_s8 computes
 #:   the same fixed-point exp twice per element (~260 Cortex-M4 instructions per element of the
 #:   light Conformer's attention maps).
+#: - SUB and MUL where the smaller operand is one value per row, per column or one value in all
+#:   of a ``[rows, depth]`` view of the larger (LayerNorm's ``x - mean`` and ``(x - mean) *
+#:   rsqrt(var)``): the reference kernels' arithmetic, the row operand's part computed once per
+#:   row. TFLM (and CMSIS-NN, which has no broadcast path) index every element of a broadcast
+#:   through the 6-D slow path, ~115 Cortex-M4 instructions per element; same-shape operands and
+#:   other broadcasts go to TFLM's kernel (CMSIS-NN's for MUL).
 _KERNELS_HEAD = """\
 #include <cstdint>
 
 #include "tensorflow/lite/kernels/internal/common.h"
 #include "tensorflow/lite/micro/kernels/kernel_util.h"
 #include "tensorflow/lite/micro/micro_utils.h"
+#if defined(CMSIS_NN)
+#include "arm_nnsupportfunctions.h"
+#endif
+
+namespace keras_hrf {
+
+// TFLite's MultiplyByQuantizedMultiplier(x, multiplier, shift), per element. On Cortex-M this is
+// CMSIS-NN's force-inlined arm_nn_requantize: the same double rounding (CMSIS-NN's kernels are
+// held bit-exact to TFLite's; its high multiply only skips the saturation INT32_MIN * INT32_MIN
+// needs, and quantized multipliers are positive) without TFLM's out-of-line call per element.
+inline int32_t Requantize(int32_t x, int32_t multiplier, int shift) {
+#if defined(CMSIS_NN)
+  return arm_nn_requantize(x, multiplier, shift);
+#else
+  return tflite::MultiplyByQuantizedMultiplier(x, multiplier, shift);
+#endif
+}
+
+// TFLite's MultiplyByQuantizedMultiplierSmallerThanOneExp (shift <= 0), the same way.
+inline int32_t RequantizeSmallerThanOne(int32_t x, int32_t multiplier, int shift) {
+#if defined(CMSIS_NN)
+  return arm_nn_requantize(x, multiplier, shift);
+#else
+  return tflite::MultiplyByQuantizedMultiplierSmallerThanOneExp(x, multiplier, shift);
+#endif
+}
+
+}  // namespace keras_hrf
 
 """
 
@@ -240,45 +274,76 @@ _MEAN_CC = """\
 
 namespace keras_hrf {
 
-// int8 MEAN over the last axis: row sums, then reference_ops::QuantizedMeanOrSum's
-// requantization step for step. Anything else goes to TFLM's MEAN.
-inline TfLiteStatus MeanLastAxisEval(TfLiteContext* context, TfLiteNode* node) {
+// int8 MEAN over adjacent axes (LayerNorm's two means over the last axis, a global pool's mean
+// over time): the input viewed as [outer, reduced, inner], sums in the stock kernel's scratch
+// accumulator, then reference_ops::QuantizedMeanOrSum's requantization step for step (it
+// depends only on the sums and the number of reduced elements). Anything else goes to TFLM's
+// MEAN, whose index iteration costs ~tens of instructions per element.
+inline TfLiteStatus MeanInt8Eval(TfLiteContext* context, TfLiteNode* node) {
   const TfLiteEvalTensor* input = tflite::micro::GetEvalInput(context, node, 0);
   const TfLiteEvalTensor* axis = tflite::micro::GetEvalInput(context, node, 1);
   TfLiteEvalTensor* output = tflite::micro::GetEvalOutput(context, node, 0);
   const int dims = input->dims->size;
+  const int num_axes = tflite::ElementCount(*axis->dims);
   const int32_t* axes = tflite::micro::GetTensorData<int32_t>(axis);
-  const bool last = tflite::ElementCount(*axis->dims) == 1 && dims > 0 &&
-                    (axes[0] == dims - 1 || axes[0] == -1);
-  if (input->type != kTfLiteInt8 || output->type != kTfLiteInt8 || !last) {
-    return tflite::Register_MEAN().invoke(context, node);
+  bool reduced[8] = {false};
+  bool adjacent = input->type == kTfLiteInt8 && output->type == kTfLiteInt8 && dims > 0 &&
+                  dims <= 8 && num_axes > 0;
+  for (int i = 0; adjacent && i < num_axes; ++i) {
+    const int a = axes[i] < 0 ? axes[i] + dims : axes[i];
+    adjacent = a >= 0 && a < dims && !reduced[a];
+    if (adjacent) reduced[a] = true;
   }
+  int first = 0, last = -1;  // the reduced run [first, last]
+  for (int a = 0; adjacent && a < dims; ++a) {
+    if (!reduced[a]) continue;
+    if (last < 0) first = a;
+    adjacent = last < 0 || last == a - 1;
+    last = a;
+  }
+  if (!adjacent) return tflite::Register_MEAN().invoke(context, node);
+  int outer = 1, count = 1, inner = 1;
+  for (int a = 0; a < dims; ++a) {
+    const int n = input->dims->data[a];
+    (a < first ? outer : a > last ? inner : count) *= n;
+  }
+  if (count == 0 || outer * inner == 0) return tflite::Register_MEAN().invoke(context, node);
   const tflite::OpDataReduce* op = static_cast<const tflite::OpDataReduce*>(node->user_data);
-  const int depth = input->dims->data[dims - 1];
-  if (depth == 0) return tflite::Register_MEAN().invoke(context, node);
-  const int rows = tflite::ElementCount(*input->dims) / depth;
-  int shift = 63 - tflite::CountLeadingZeros(static_cast<uint64_t>(depth));
+  int32_t* sums =
+      static_cast<int32_t*>(context->GetScratchBuffer(context, op->scratch_accumulator_idx));
+  const int8_t* in = tflite::micro::GetTensorData<int8_t>(input);
+  for (int o = 0; o < outer; ++o) {
+    int32_t* row_sums = sums + o * inner;
+    if (inner == 1) {  // the last axis: one contiguous run per output
+      int32_t sum = 0;
+      for (int k = 0; k < count; ++k) sum += in[k];
+      *row_sums = sum;
+      in += count;
+      continue;
+    }
+    std::fill(row_sums, row_sums + inner, 0);
+    for (int k = 0; k < count; ++k, in += inner) {
+      for (int i = 0; i < inner; ++i) row_sums[i] += in[i];
+    }
+  }
+  int shift = 63 - tflite::CountLeadingZeros(static_cast<uint64_t>(count));
   shift = std::min(shift, 32);
   shift = std::min(shift, 31 + op->shift);
   const int32_t multiplier =
-      static_cast<int32_t>((static_cast<int64_t>(op->multiplier) << shift) / depth);
+      static_cast<int32_t>((static_cast<int64_t>(op->multiplier) << shift) / count);
   const int out_shift = op->shift - shift;
-  const int8_t* in = tflite::micro::GetTensorData<int8_t>(input);
   int8_t* out = tflite::micro::GetTensorData<int8_t>(output);
-  for (int r = 0; r < rows; ++r, in += depth) {
-    int32_t sum = 0;
-    for (int k = 0; k < depth; ++k) sum += in[k];
-    const int32_t shifted = sum - op->input_zp * depth;
-    int32_t v = tflite::MultiplyByQuantizedMultiplier(shifted, multiplier, out_shift) +
-                op->output_zp;
-    out[r] = static_cast<int8_t>(std::min<int32_t>(std::max<int32_t>(v, -128), 127));
+  for (int j = 0; j < outer * inner; ++j) {
+    const int32_t shifted = sums[j] - op->input_zp * count;
+    const int32_t v = Requantize(shifted, multiplier, out_shift) + op->output_zp;
+    out[j] = static_cast<int8_t>(std::min<int32_t>(std::max<int32_t>(v, -128), 127));
   }
   return kTfLiteOk;
 }
 
-inline TFLMRegistration Register_MEAN_INT8_LAST_AXIS() {
+inline TFLMRegistration Register_MEAN_INT8_ADJACENT_AXES() {
   const TFLMRegistration stock = tflite::Register_MEAN();
-  return tflite::micro::RegisterOp(stock.init, stock.prepare, MeanLastAxisEval);
+  return tflite::micro::RegisterOp(stock.init, stock.prepare, MeanInt8Eval);
 }
 
 }  // namespace keras_hrf
@@ -372,12 +437,326 @@ inline TFLMRegistration Register_SOFTMAX_INT8_LUT() {
 
 """
 
+_BROADCAST_CC = """\
+#include <algorithm>
+
+namespace keras_hrf {
+
+// The operand layouts of an int8 elementwise op the project's ADD, SUB and MUL run themselves:
+// `full` has the output's shape, viewed as [rows, depth] (depth = its last dimension), and
+// `other`, its dimensions aligned from the right as in numpy broadcasting (missing leading ones
+// are 1), has the same shape, one value per row (a last dimension of 1), one per column (every
+// dimension 1 but the last) or one for all. Element (r, c) pairs full[r * depth + c] with
+// other[r * row + c * col].
+struct Broadcast {
+  int rows, depth, row, col;
+};
+
+inline bool FindBroadcast(const TfLiteEvalTensor* full, const TfLiteEvalTensor* other,
+                          const TfLiteEvalTensor* output, Broadcast* b) {
+  const TfLiteIntArray* f = full->dims;
+  const TfLiteIntArray* s = other->dims;
+  if (f->size < 1 || s->size > f->size || !tflite::micro::HaveSameShapes(full, output)) {
+    return false;
+  }
+  const int last = f->size - 1;
+  const int depth = f->data[last];
+  const int n = tflite::ElementCount(*f);
+  if (depth <= 0 || n <= 0) return false;
+  auto aligned = [f, s](int a) {  // other's dimension on full's axis a
+    const int k = a - (f->size - s->size);
+    return k < 0 ? 1 : s->data[k];
+  };
+  bool same = aligned(last) == depth, per_row = aligned(last) == 1, per_column = same;
+  for (int a = 0; a < last; ++a) {
+    same &= aligned(a) == f->data[a];
+    per_row &= aligned(a) == f->data[a];
+    per_column &= aligned(a) == 1;
+  }
+  b->rows = n / depth;
+  b->depth = depth;
+  if (same) {
+    b->row = depth;
+    b->col = 1;
+  } else if (tflite::ElementCount(*s) == 1) {
+    b->row = b->col = 0;
+  } else if (per_row) {
+    b->row = 1;
+    b->col = 0;
+  } else if (per_column) {
+    b->row = 0;
+    b->col = 1;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+inline int8_t ClampToInt8(int32_t v, int32_t lo, int32_t hi) {
+  return static_cast<int8_t>(std::min(hi, std::max(lo, v)));
+}
+
+// The requantization of the reference int8 ADD and SUB (reference_integer_ops::AddFunc,
+// reference_ops::SubElementwise): each input is rescaled on its own, s_i(v) =
+// MultiplyByQuantizedMultiplierSmallerThanOneExp((offset_i + v) << left_shift, ...), then
+// out = clamp(MultiplyByQuantizedMultiplierSmallerThanOneExp(s_1 +/- s_2, ...) + out_offset).
+struct ScaledInputs {
+  int32_t offset1, multiplier1, offset2, multiplier2, out_multiplier, out_offset, lo, hi;
+  int shift1, shift2, left_shift, out_shift;
+};
+
+// The parameters of tflite::OpDataAdd or OpDataSub (the same field names), as prepared by
+// TFLM's AddPrepare / SubPrepare.
+template <typename OpData>
+inline ScaledInputs ScaledInputsOf(const OpData& d) {
+  return {d.input1_offset,     d.input1_multiplier, d.input2_offset,
+          d.input2_multiplier, d.output_multiplier, d.output_offset,
+          d.output_activation_min, d.output_activation_max, d.input1_shift,
+          d.input2_shift,      d.left_shift,        d.output_shift};
+}
+
+inline int32_t ScaleInput(int32_t offset, int32_t v, int left_shift, int32_t multiplier,
+                          int shift) {
+  return RequantizeSmallerThanOne((offset + v) * (1 << left_shift), multiplier, shift);
+}
+
+// out = x +/- y over the layout b. An int8 input takes 256 values, so on large tensors each
+// input's rescaling comes from a 256-entry table (on the stack, filled by the same function):
+// one requantization per element instead of three. (The parameters are copied into locals: an
+// int8 store may alias any object, so fields read through a pointer would be reloaded after
+// every element.)
+template <bool kSubtract>
+inline void ScaledSumInt8(const ScaledInputs& p, const int8_t* x, const int8_t* y,
+                          const Broadcast& b, int8_t* out) {
+  const int32_t out_multiplier = p.out_multiplier, out_offset = p.out_offset;
+  const int32_t lo = p.lo, hi = p.hi;
+  const int out_shift = p.out_shift, rows = b.rows, depth = b.depth;
+  const int row_step = b.row, col_step = b.col;
+  if (rows * depth < 1024) {
+    for (int r = 0; r < rows; ++r) {
+      for (int c = 0; c < depth; ++c) {
+        const int32_t s1 = ScaleInput(p.offset1, x[r * depth + c], p.left_shift, p.multiplier1,
+                                      p.shift1);
+        const int32_t s2 = ScaleInput(p.offset2, y[r * row_step + c * col_step], p.left_shift,
+                                      p.multiplier2, p.shift2);
+        const int32_t raw =
+            RequantizeSmallerThanOne(kSubtract ? s1 - s2 : s1 + s2, out_multiplier, out_shift);
+        out[r * depth + c] = ClampToInt8(raw + out_offset, lo, hi);
+      }
+    }
+    return;
+  }
+  int32_t table1[256], table2[256];
+  for (int v = -128; v <= 127; ++v) {
+    table1[v + 128] = ScaleInput(p.offset1, v, p.left_shift, p.multiplier1, p.shift1);
+    table2[v + 128] = ScaleInput(p.offset2, v, p.left_shift, p.multiplier2, p.shift2);
+  }
+  const int32_t* s1 = table1 + 128;
+  const int32_t* s2 = table2 + 128;
+  for (int r = 0; r < rows; ++r, x += depth, out += depth) {
+    const int8_t* y_row = y + r * row_step;
+    for (int c = 0; c < depth; ++c) {
+      const int32_t a = s1[x[c]], e = s2[y_row[c * col_step]];
+      const int32_t raw = RequantizeSmallerThanOne(kSubtract ? a - e : a + e, out_multiplier,
+                                                   out_shift);
+      out[c] = ClampToInt8(raw + out_offset, lo, hi);
+    }
+  }
+}
+
+}  // namespace keras_hrf
+
+"""
+
+_ADD_CC = """\
+#include "tensorflow/lite/kernels/internal/reference/integer_ops/add.h"
+#include "tensorflow/lite/kernels/internal/reference/process_broadcast_shapes.h"
+#include "tensorflow/lite/micro/kernels/add.h"
+
+namespace keras_hrf {
+
+// int8 ADD: the reference kernel's arithmetic (add_common.cc's AddPrepare computes the
+// parameters), each input's rescaling from a table (ScaledSumInt8). Operands of the same shape
+// or one broadcast per row, per column or as one value (either operand: the sum of the two
+// rescaled inputs commutes); other broadcasts run reference_integer_ops::BroadcastAdd4DSlow as
+// TFLM's reference kernel does. CMSIS-NN's arm_elementwise_add_s8 requantizes all three values
+// per element (~80 Cortex-M4 instructions per element measured in the light Conformer).
+inline void* AddInt8Init(TfLiteContext* context, const char*, size_t) {
+  return context->AllocatePersistentBuffer(context, sizeof(tflite::OpDataAdd));
+}
+
+inline TfLiteStatus AddInt8Eval(TfLiteContext* context, TfLiteNode* node) {
+  const TfLiteEvalTensor* input1 = tflite::micro::GetEvalInput(context, node, 0);
+  const TfLiteEvalTensor* input2 = tflite::micro::GetEvalInput(context, node, 1);
+  TfLiteEvalTensor* output = tflite::micro::GetEvalOutput(context, node, 0);
+  TF_LITE_ENSURE(context, input1->type == kTfLiteInt8 && input2->type == kTfLiteInt8 &&
+                              output->type == kTfLiteInt8);  // registered for int8 models only
+  const tflite::OpDataAdd* d = static_cast<const tflite::OpDataAdd*>(node->user_data);
+  const ScaledInputs p = ScaledInputsOf(*d);
+  const int8_t* x = tflite::micro::GetTensorData<int8_t>(input1);
+  const int8_t* y = tflite::micro::GetTensorData<int8_t>(input2);
+  int8_t* out = tflite::micro::GetTensorData<int8_t>(output);
+  Broadcast b;
+  if (FindBroadcast(input1, input2, output, &b)) {
+    ScaledSumInt8<false>(p, x, y, b, out);
+    return kTfLiteOk;
+  }
+  if (FindBroadcast(input2, input1, output, &b)) {
+    const ScaledInputs q{p.offset2, p.multiplier2, p.offset1, p.multiplier1, p.out_multiplier,
+                         p.out_offset, p.lo, p.hi, p.shift2, p.shift1, p.left_shift,
+                         p.out_shift};
+    ScaledSumInt8<false>(q, y, x, b, out);
+    return kTfLiteOk;
+  }
+  tflite::ArithmeticParams op_params = {};
+  op_params.left_shift = d->left_shift;
+  op_params.input1_offset = d->input1_offset;
+  op_params.input1_multiplier = d->input1_multiplier;
+  op_params.input1_shift = d->input1_shift;
+  op_params.input2_offset = d->input2_offset;
+  op_params.input2_multiplier = d->input2_multiplier;
+  op_params.input2_shift = d->input2_shift;
+  op_params.output_offset = d->output_offset;
+  op_params.output_multiplier = d->output_multiplier;
+  op_params.output_shift = d->output_shift;
+  tflite::SetActivationParams(d->output_activation_min, d->output_activation_max, &op_params);
+  tflite::reference_ops::ProcessBroadcastShapes(tflite::micro::GetTensorShape(input1),
+                                                tflite::micro::GetTensorShape(input2),
+                                                &op_params);
+  tflite::reference_integer_ops::BroadcastAdd4DSlow(
+      op_params, tflite::micro::GetTensorShape(input1), x,
+      tflite::micro::GetTensorShape(input2), y, tflite::micro::GetTensorShape(output), out);
+  return kTfLiteOk;
+}
+
+inline TFLMRegistration Register_ADD_INT8_TABLES() {
+  return tflite::micro::RegisterOp(AddInt8Init, tflite::AddPrepare, AddInt8Eval);
+}
+
+}  // namespace keras_hrf
+
+"""
+
+_SUB_CC = """\
+#include "tensorflow/lite/micro/kernels/micro_ops.h"
+#include "tensorflow/lite/micro/kernels/sub.h"
+
+namespace keras_hrf {
+
+// int8 x - y with y of x's shape or broadcast per row, per column or as one value: the
+// reference arithmetic with the rescalings from tables (ScaledSumInt8). TFLM's SUB (there is no
+// CMSIS-NN one) indexes every element of a broadcast through its 6-D slow path. Anything else
+// (x the broadcast operand, other types) goes to TFLM's SUB.
+inline TfLiteStatus SubInt8Eval(TfLiteContext* context, TfLiteNode* node) {
+  const TfLiteEvalTensor* input1 = tflite::micro::GetEvalInput(context, node, 0);
+  const TfLiteEvalTensor* input2 = tflite::micro::GetEvalInput(context, node, 1);
+  TfLiteEvalTensor* output = tflite::micro::GetEvalOutput(context, node, 0);
+  Broadcast b;
+  if (input1->type != kTfLiteInt8 || input2->type != kTfLiteInt8 ||
+      output->type != kTfLiteInt8 || !FindBroadcast(input1, input2, output, &b)) {
+    return tflite::Register_SUB().invoke(context, node);
+  }
+  const tflite::OpDataSub* d = static_cast<const tflite::OpDataSub*>(node->user_data);
+  const ScaledInputs p = ScaledInputsOf(*d);
+  ScaledSumInt8<true>(p, tflite::micro::GetTensorData<int8_t>(input1),
+                      tflite::micro::GetTensorData<int8_t>(input2), b,
+                      tflite::micro::GetTensorData<int8_t>(output));
+  return kTfLiteOk;
+}
+
+inline TFLMRegistration Register_SUB_INT8_TABLES() {
+  const TFLMRegistration stock = tflite::Register_SUB();
+  return tflite::micro::RegisterOp(stock.init, stock.prepare, SubInt8Eval);
+}
+
+}  // namespace keras_hrf
+
+"""
+
+_MUL_CC = """\
+#include "tensorflow/lite/micro/kernels/mul.h"
+
+namespace keras_hrf {
+
+// int8 x * y with either operand broadcast per row, per column or as one value (FindBroadcast):
+// reference_integer_ops::BroadcastMul6DSlow's arithmetic (the product of the two offset values
+// commutes, so which operand is broadcast does not matter) without its 6-D index walk; and
+// x * x from a table. Other operands of the same shape and other broadcasts go to TFLM's int8
+// MUL (CMSIS-NN's arm_elementwise_mul_s8 on Cortex-M).
+inline TfLiteStatus MulBroadcastEval(TfLiteContext* context, TfLiteNode* node) {
+  const TfLiteEvalTensor* input1 = tflite::micro::GetEvalInput(context, node, 0);
+  const TfLiteEvalTensor* input2 = tflite::micro::GetEvalInput(context, node, 1);
+  TfLiteEvalTensor* output = tflite::micro::GetEvalOutput(context, node, 0);
+  const bool second_small =
+      tflite::ElementCount(*input2->dims) < tflite::ElementCount(*input1->dims);
+  const TfLiteEvalTensor* full = second_small ? input1 : input2;
+  const TfLiteEvalTensor* small = second_small ? input2 : input1;
+  const bool int8 = input1->type == kTfLiteInt8 && input2->type == kTfLiteInt8 &&
+                    output->type == kTfLiteInt8;
+  const tflite::OpDataMul* d = static_cast<const tflite::OpDataMul*>(node->user_data);
+  if (int8 && input1->data.data == input2->data.data &&
+      tflite::micro::HaveSameShapes(input1, output)) {
+    // x * x (LayerNorm's variance): the output is a function of one int8 value, so a 256-entry
+    // table of the same arithmetic (on the stack) gives it with one load per element.
+    int8_t table[256];
+    for (int v = -128; v <= 127; ++v) {
+      const int32_t product = (v - d->input1_zero_point) * (v - d->input2_zero_point);
+      table[v + 128] =
+          ClampToInt8(d->output_zero_point + Requantize(product, d->output_multiplier,
+                                                        d->output_shift),
+                      d->output_activation_min, d->output_activation_max);
+    }
+    const int8_t* x = tflite::micro::GetTensorData<int8_t>(input1);
+    int8_t* out = tflite::micro::GetTensorData<int8_t>(output);
+    const int n = tflite::ElementCount(*output->dims);
+    for (int i = 0; i < n; ++i) out[i] = table[x[i] + 128];
+    return kTfLiteOk;
+  }
+  Broadcast b;
+  if (!int8 || tflite::micro::HaveSameShapes(input1, input2) ||
+      !FindBroadcast(full, small, output, &b)) {
+    return tflite::Register_MUL_INT8().invoke(context, node);
+  }
+  // Locals, not d->...: an int8 store may alias *d (see ScaledSumInt8).
+  const int32_t full_offset = second_small ? -d->input1_zero_point : -d->input2_zero_point;
+  const int32_t small_offset = second_small ? -d->input2_zero_point : -d->input1_zero_point;
+  const int32_t multiplier = d->output_multiplier, zero_point = d->output_zero_point;
+  const int32_t lo = d->output_activation_min, hi = d->output_activation_max;
+  const int shift = d->output_shift, depth = b.depth, row_step = b.row, col_step = b.col;
+  const int8_t* x = tflite::micro::GetTensorData<int8_t>(full);
+  const int8_t* y = tflite::micro::GetTensorData<int8_t>(small);
+  int8_t* out = tflite::micro::GetTensorData<int8_t>(output);
+  for (int r = 0; r < b.rows; ++r, x += depth, out += depth) {
+    const int8_t* y_row = y + r * row_step;
+    for (int c = 0; c < depth; ++c) {
+      const int32_t product = (full_offset + x[c]) * (small_offset + y_row[c * col_step]);
+      out[c] = ClampToInt8(zero_point + Requantize(product, multiplier, shift), lo, hi);
+    }
+  }
+  return kTfLiteOk;
+}
+
+inline TFLMRegistration Register_MUL_INT8_BROADCAST() {
+  const TFLMRegistration stock = tflite::Register_MUL_INT8();
+  return tflite::micro::RegisterOp(stock.init, stock.prepare, MulBroadcastEval);
+}
+
+}  // namespace keras_hrf
+
+"""
+
+#: Project kernels that need :data:`_BROADCAST_CC` (written once, before them).
+_NEEDS_BROADCAST = {"ADD", "MUL", "SUB"}
+
 #: Builtin op -> (the registration op_resolver.h defines for it when every instance is int8, its
 #: code); see :data:`_KERNELS_HEAD`.
 PROJECT_KERNELS: dict[str, tuple[str, str]] = {
+    "ADD": ("keras_hrf::Register_ADD_INT8_TABLES", _ADD_CC),
     "LOGISTIC": ("keras_hrf::Register_LOGISTIC_INT8_LUT", _LOGISTIC_CC),
-    "MEAN": ("keras_hrf::Register_MEAN_INT8_LAST_AXIS", _MEAN_CC),
+    "MEAN": ("keras_hrf::Register_MEAN_INT8_ADJACENT_AXES", _MEAN_CC),
+    "MUL": ("keras_hrf::Register_MUL_INT8_BROADCAST", _MUL_CC),
     "SOFTMAX": ("keras_hrf::Register_SOFTMAX_INT8_LUT", _SOFTMAX_CC),
+    "SUB": ("keras_hrf::Register_SUB_INT8_TABLES", _SUB_CC),
 }
 
 
@@ -416,6 +795,7 @@ def op_resolver_h(
     headers = sorted({INT8_REGISTRATIONS[op][0] for op in int8})
     includes = "".join(f'#include "tensorflow/lite/micro/kernels/{h}"\n' for h in headers)
     kernels = "".join(PROJECT_KERNELS[op][1] for op in sorted(own))
+    kernels = (_BROADCAST_CC if own & _NEEDS_BROADCAST else "") + kernels
     kernels = _KERNELS_HEAD + kernels if kernels else ""
     return f"""\
 // Generated by keras_hrf.tflite.export; do not edit.

@@ -115,6 +115,33 @@ def test_expand_is_the_function_preserving_inverse_of_merge():
     assert {la.name for la in reparam.hrf_layers(only)} == {"block0_ffn_fc1", "block1_ffn_fc1"}
 
 
+def test_one_channel_convs_become_depthwise_with_the_same_weights_and_function():
+    model = models.build("conformer", "light", input_shape=SHAPE, num_classes=4, seed=0)
+    rewritten = reparam.one_channel_convs_to_depthwise(model)
+    changed = [
+        la.name
+        for la, lb in zip(model.layers, rewritten.layers, strict=True)
+        if type(la) is not type(lb)
+    ]
+    # The first stem convolution reads the one-channel log-Mel; the second reads its 4 maps.
+    assert len(changed) == 1
+    old, new = model.get_layer(changed[0]), rewritten.get_layer(changed[0])
+    assert old.input.shape[-1] == 1 and type(new) is keras.layers.DepthwiseConv2D
+    assert new.depth_multiplier == old.filters and new.strides == old.strides
+    np.testing.assert_array_equal(new.kernel.numpy(), old.kernel.numpy())
+    np.testing.assert_array_equal(new.bias.numpy(), old.bias.numpy())
+    x = np.random.default_rng(1).normal(size=(2,) + SHAPE).astype("float32")
+    np.testing.assert_allclose(rewritten.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-4, atol=1e-4)  # fmt: skip
+    assert models.count_macs(rewritten) == models.count_macs(model)
+    assert reparam.one_channel_convs_to_depthwise(rewritten) is rewritten  # nothing left
+    # A Conv2D shared by two inputs keeps its form (the rewrite replaces one layer per node).
+    conv = keras.layers.Conv2D(4, 3, name="shared")
+    a, b = keras.Input((16, 8, 1)), keras.Input((20, 8, 1))
+    two = keras.Model([a, b], [conv(a), conv(b)])
+    assert reparam.one_channel_convs_to_depthwise(two) is two
+
+
 def test_space_to_depth_rewrites_only_strided_few_channel_convs():
     model = models.build("ds_cnn", "light", input_shape=SHAPE, num_classes=4, seed=0)
     stem = model.get_layer("conv0")

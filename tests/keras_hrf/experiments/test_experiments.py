@@ -220,6 +220,9 @@ def test_paired_interval_power_and_the_comparison_with_large():
     assert "95 % CI [" in statistics.verdict(p)
     noisy = statistics.pairs_needed(0.05)
     assert noisy > statistics.pairs_needed(0.02) > 2 and statistics.pairs_needed(None) is None
+    # Differences almost always zero (a rewrite that changes one prediction): the solver fails
+    # there; the smallest t-test that sees the effect is the answer, not a crash.
+    assert statistics.pairs_needed(0.0009) in (2, 3)
     # sd 5 points, 1.5-point effect: ~90 pairs (normal approximation 8 * (5 / 1.5)^2 = 89).
     assert 85 <= noisy <= 95
     summary = experiment.summarize(_runs({"light": 0.0, "light+hrf": -0.005, "large": 0.03}))

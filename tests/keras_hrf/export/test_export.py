@@ -149,7 +149,7 @@ def test_ds_cnn_stem_and_pool_convert_to_the_ops_cmsis_nn_runs_fast(light, corpu
     assert "AVERAGE_POOL_2D" in ops and "MEAN" not in ops
     x = corpus["x"][:24]
     plain = tflite.convert(light["ds_cnn"]["merged"], corpus["x"], num_samples=48,
-                           space_to_depth=False)  # fmt: skip
+                           space_to_depth=False, one_channel_depthwise=False)  # fmt: skip
     assert tflite.parse(plain).op_names[0] == "CONV_2D"
     outs = {}
     for name, flat in (("fast", fast), ("plain", plain)):

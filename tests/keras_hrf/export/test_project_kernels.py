@@ -1,0 +1,121 @@
+"""The project's own int8 kernels (``op_resolver.h``, :data:`keras_hrf.export.csource.
+PROJECT_KERNELS`) against the Python TFLM interpreter's reference kernels, on every operand
+layout they handle themselves and on those they hand back to TFLM's kernels.
+
+The light exports' firmware test covers the layouts the presets produce; this model has each
+layout once and outputs every intermediate, so that a one-step difference anywhere shows.
+Built and run on the host (reference kernels around the project's) and on Cortex-M4 (CMSIS-NN
+around them: MUL's fallback is CMSIS-NN's); skips, saying why, where a toolchain or tree is
+missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from data_prep import int8 as quant
+from keras_hrf import tflite
+from keras_hrf.device import firmware
+from keras_hrf.device.runtimes import run_tflm
+from keras_hrf.export import csource, flatbuffer, min_tflm_arena
+
+FRAMES = 24  # a short input: 24 x 64 (= 1,536) values per wide tensor, ~9,000 outputs
+
+
+def _layout_model(n_mels: int) -> keras.Model:
+    """Every operand layout of ADD, SUB, MUL and MEAN the project's kernels see; the output is
+    all the intermediates, flattened and concatenated."""
+    rng = np.random.default_rng(0)
+    inp = keras.Input((FRAMES, n_mels))
+    narrow = keras.layers.Dense(16, name="narrow")(inp)  # 384 values: the direct path
+    wide = keras.layers.Dense(64, name="wide")(inp)  # 1,536 values: the table path
+    centred_narrow = narrow - ops.mean(narrow, axis=-1, keepdims=True)  # SUB per row
+    centred = wide - ops.mean(wide, axis=-1, keepdims=True)  # SUB per row, MEAN last axis
+    var = ops.mean(centred * centred, axis=-1, keepdims=True)  # MUL same shapes (TFLM's)
+    normed = ops.rsqrt(var + 1e-3) * centred  # ADD of one value; MUL, the broadcast one first
+    gamma = rng.uniform(0.5, 1.5, 64).astype("float32")
+    beta = rng.uniform(-0.5, 0.5, 64).astype("float32")
+    scaled = normed * gamma + beta  # MUL and ADD per column
+    shifted = scaled - 0.25  # SUB of one value (or ADD of -0.25, as the converter likes)
+    residual = shifted + wide  # ADD of the same shapes
+    table = rng.uniform(-1, 1, (FRAMES, 64)).astype("float32")
+    positioned = residual + table  # ADD of a constant with one dimension fewer: the same layout
+    per_frame = rng.uniform(0.5, 1.5, (FRAMES, 1)).astype("float32")
+    row_scaled = positioned * per_frame  # MUL per row, the constant one dimension fewer
+    blocks = ops.reshape(residual, (-1, FRAMES, 8, 8))
+    mid_mean = ops.mean(blocks, axis=2, keepdims=True)  # MEAN over a middle axis
+    mid_add = blocks + mid_mean  # a broadcast over a middle axis: TFLM's kernels
+    mid_mul = blocks * mid_mean
+    mid_sub = blocks - mid_mean
+    over_time = ops.mean(residual, axis=1)  # MEAN over time (a global pool)
+    non_adjacent = ops.mean(blocks, axis=[1, 3])  # TFLM's MEAN
+    small = over_time + ops.mean(wide, axis=1)  # ADD of the same shapes, 64 values
+    parts = [centred_narrow, centred, normed, scaled, residual, mid_add, mid_mul, mid_sub]
+    parts += [positioned, row_scaled]
+    parts = [keras.layers.Flatten()(p) for p in parts] + [over_time, non_adjacent, small]
+    first = keras.layers.Concatenate()(parts[:6])  # TFLM's CONCATENATION takes <= 10 inputs
+    return keras.Model(inp, keras.layers.Concatenate()([first, *parts[6:]]))
+
+
+@pytest.fixture(scope="module")
+def layout_export(corpus, tmp_path_factory):
+    x = corpus["x"][:, :FRAMES].astype("float32")
+    params = dataclasses.replace(corpus["params"], frames=FRAMES)
+    model = _layout_model(x.shape[-1])
+    n_out = int(model.outputs[0].shape[-1])
+    folder = tmp_path_factory.mktemp("layouts") / "export"
+    result = tflite.export(
+        model,
+        folder,
+        representative_data=x,
+        labels=[f"v{i}" for i in range(n_out)],
+        feature_params=params,
+        normalizer=corpus["normalizer"],
+        num_samples=32,
+        firmware=None,
+    )
+    info = flatbuffer.parse(result.int8_bytes)
+    inputs = quant.quantize(
+        flatbuffer.as_input_batch(x[:6], info.input.shape),
+        *flatbuffer.quantization_params(info.input),
+    )
+    reference, _ = run_tflm(result.int8_bytes, inputs, min_tflm_arena(result.int8_bytes))
+    return {"result": result, "info": info, "inputs": inputs, "reference": reference}
+
+
+def test_the_layout_model_uses_the_project_kernels(layout_export):
+    info = layout_export["info"]
+    assert {"ADD", "SUB", "MUL", "MEAN"} <= set(info.int8_ops)
+    resolver = (layout_export["result"].out_dir / "op_resolver.h").read_text()
+    for op in ("ADD", "SUB", "MUL", "MEAN"):
+        assert f"{csource.PROJECT_KERNELS[op][0]}()" in resolver
+    # The layouts are there: broadcasts per row, per column and over a middle axis.
+    seen = {
+        (op.name, tuple(tuple(info.tensors[i].shape) for i in op.inputs[:2])) for op in info.ops
+    }
+    assert ("SUB", ((1, FRAMES, 64), (1, FRAMES, 1))) in seen
+    assert ("MUL", ((1, FRAMES, 1), (1, FRAMES, 64))) in seen or (
+        "MUL",
+        ((1, FRAMES, 64), (1, FRAMES, 1)),
+    ) in seen
+    assert any(n == "ADD" and s[1] == (64,) for n, s in seen)
+    assert any(n == "ADD" and s == ((1, FRAMES, 8, 8), (1, FRAMES, 1, 8)) for n, s in seen)
+    assert ("ADD", ((1, FRAMES, 64), (FRAMES, 64))) in seen
+
+
+@pytest.mark.parametrize("target", ["host", "m4"])
+def test_project_kernels_match_tflms_reference_kernels_on_every_layout(layout_export, target):
+    trees = firmware.Trees.from_env()
+    why = firmware.missing(target, trees, "harness")
+    if why is not None:
+        pytest.skip(f"firmware for {target} cannot be built here: {why}")
+    e = layout_export
+    run = firmware.run_harness(e["result"].out_dir, e["inputs"], target, trees=trees)
+    np.testing.assert_array_equal(run.outputs, e["reference"].reshape(run.outputs.shape))
+    if target != "host":  # profiled under QEMU: the kernels ran
+        assert {"ADD", "SUB", "MUL", "MEAN"} <= set(run.op_instructions())
