@@ -174,12 +174,15 @@ def test_convert_per_tensor_is_smaller_and_recorded(demo_out, tmp_path):
 
 
 def test_convert_can_undo_the_device_cuts(demo_out, tmp_path):
-    """--no-space-to-depth / --no-micro-slim: the stem converts as one strided CONV_2D and the C
-    array holds model_int8.tflite itself; the run's own export has both cuts."""
+    """--no-space-to-depth / --no-one-channel-depthwise / --no-micro-slim: the stem converts as
+    one strided CONV_2D (without the second flag the one-channel stem would become a
+    DEPTHWISE_CONV_2D) and the C array holds model_int8.tflite itself; the run's own export has
+    the cuts."""
     from keras_hrf.export import flatbuffer
 
     out = tmp_path / "device"
-    args = ["--no-space-to-depth", "--no-micro-slim", "--tflm-kernels-only"]
+    args = ["--no-space-to-depth", "--no-one-channel-depthwise", "--no-micro-slim"]
+    args += ["--tflm-kernels-only"]
     assert main(["convert", str(demo_out / "runs/light"), "--out", str(out), *args]) == 0
     own = demo_out / "runs/light/device"
     assert flatbuffer.parse((out / "model_int8.tflite").read_bytes()).op_names[0] == "CONV_2D"
