@@ -687,10 +687,6 @@ inline TfLiteStatus MulBroadcastEval(TfLiteContext* context, TfLiteNode* node) {
   const TfLiteEvalTensor* input1 = tflite::micro::GetEvalInput(context, node, 0);
   const TfLiteEvalTensor* input2 = tflite::micro::GetEvalInput(context, node, 1);
   TfLiteEvalTensor* output = tflite::micro::GetEvalOutput(context, node, 0);
-  const bool second_small =
-      tflite::ElementCount(*input2->dims) < tflite::ElementCount(*input1->dims);
-  const TfLiteEvalTensor* full = second_small ? input1 : input2;
-  const TfLiteEvalTensor* small = second_small ? input2 : input1;
   const bool int8 = input1->type == kTfLiteInt8 && input2->type == kTfLiteInt8 &&
                     output->type == kTfLiteInt8;
   const tflite::OpDataMul* d = static_cast<const tflite::OpDataMul*>(node->user_data);
@@ -713,13 +709,16 @@ inline TfLiteStatus MulBroadcastEval(TfLiteContext* context, TfLiteNode* node) {
     return kTfLiteOk;
   }
   Broadcast b;
+  const bool first_full = int8 && FindBroadcast(input1, input2, output, &b);
   if (!int8 || tflite::micro::HaveSameShapes(input1, input2) ||
-      !FindBroadcast(full, small, output, &b)) {
+      !(first_full || FindBroadcast(input2, input1, output, &b))) {
     return tflite::Register_MUL_INT8().invoke(context, node);
   }
+  const TfLiteEvalTensor* full = first_full ? input1 : input2;
+  const TfLiteEvalTensor* small = first_full ? input2 : input1;
   // Locals, not d->...: an int8 store may alias *d (see ScaledSumInt8).
-  const int32_t full_offset = second_small ? -d->input1_zero_point : -d->input2_zero_point;
-  const int32_t small_offset = second_small ? -d->input2_zero_point : -d->input1_zero_point;
+  const int32_t full_offset = first_full ? -d->input1_zero_point : -d->input2_zero_point;
+  const int32_t small_offset = first_full ? -d->input2_zero_point : -d->input1_zero_point;
   const int32_t multiplier = d->output_multiplier, zero_point = d->output_zero_point;
   const int32_t lo = d->output_activation_min, hi = d->output_activation_max;
   const int shift = d->output_shift, depth = b.depth, row_step = b.row, col_step = b.col;
