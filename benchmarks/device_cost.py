@@ -20,7 +20,8 @@ names the export strips and newlib-nano (the firmware linked against the full ne
 first model; the project's own kernels (:data:`keras_hrf.export.csource.PROJECT_KERNELS`: the
 harness rebuilt with TFLM's kernels; in total and per op type) on the first model that has
 those ops; the space-to-depth stem (exported again with ``space_to_depth=False`` and
-``one_channel_depthwise=False``: one strided CONV_2D) on ds_cnn; the
+``one_channel_depthwise=False``: one strided CONV_2D) and per-tensor weight scales (the
+flatbuffer only) on ds_cnn; the
 one-channel convolution as a depthwise one (exported again with
 ``one_channel_depthwise=False``) on the first Transformer. Prints Markdown tables and writes
 ``benchmarks/results/device_cost.json``.
@@ -62,6 +63,7 @@ def _export(
     strip: bool = True,
     s2d: bool = True,
     depthwise: bool = True,
+    per_channel: bool = True,
 ):
     """Export an untrained model into ``out`` (firmware measured on ``targets``); returns the
     :class:`keras_hrf.export.ExportResult`."""
@@ -89,6 +91,7 @@ def _export(
         strip_names=strip,
         space_to_depth=s2d,
         one_channel_depthwise=depthwise,
+        per_channel=per_channel,
     )
 
 
@@ -201,6 +204,13 @@ def main(argv=None) -> int:
             cuts["no_space_to_depth_flash_total"] = f["flash_total"]
             cuts["space_to_depth_arena_used"] = row["targets"][target]["arena_used"]
             cuts["no_space_to_depth_arena_used"] = f["arena_used"]
+            # Per-tensor weight scales (--per-tensor; ds_cnn only): the C array it flashes.
+            tensor = _export(family, size, options, tmp / "per_tensor", [], 1, per_channel=False)
+            cuts["per_tensor_model"] = label
+            cuts["per_tensor_flatbuffer_bytes"] = tensor.meta.sizes["micro_bytes"]
+            cuts["per_tensor_flatbuffer_over_weights"] = round(
+                tensor.meta.sizes["micro_bytes"] / row["weight_bytes"], 3
+            )
         if i == 0:  # the cuts, undone one at a time on the first model
             flat = (out / "model_int8.tflite").read_bytes()
             names = json.loads((out / "tensor_names.json").read_text())

@@ -52,27 +52,46 @@ def _add_holm(entries) -> None:
 DETECTABLE_EFFECT = 0.015
 
 
+def paired_t_power(effect_size: float, pairs: int, alpha: float = 0.05) -> float:
+    """Power of a two-sided paired t-test with ``pairs`` pairs at a standardised effect.
+
+    ``P(|T| > t_crit)`` for ``T = (Z + effect_size * sqrt(pairs)) / sqrt(V / df)``, ``V`` chi^2
+    with ``df = pairs - 1`` degrees of freedom: the non-central t written as an expectation over
+    ``V`` (``scipy``'s ``chi2.expect``), which stays finite where the non-central t's own tail
+    (statsmodels' ``TTestPower``) returns nan for effects many stds wide.
+    """
+    from scipy import stats
+
+    df = pairs - 1
+    crit, shift = stats.t.ppf(1 - alpha / 2, df), effect_size * np.sqrt(pairs)
+
+    def rejects(v):
+        scale = crit * np.sqrt(v / df)
+        return stats.norm.cdf(shift - scale) + stats.norm.cdf(-shift - scale)
+
+    return float(stats.chi2(df).expect(rejects))
+
+
 def pairs_needed(std_diff: float | None, effect: float = DETECTABLE_EFFECT) -> int | None:
     """Pairs a paired t-test needs to see ``effect`` with power 0.8 at alpha 0.05 (two-sided),
-    given the paired differences' std (``statsmodels``' ``TTestPower``); None without a std
-    (or a zero one)."""
+    given the paired differences' std; None without a std (or a zero one).
+
+    The smallest ``n >= 2`` whose :func:`paired_t_power` reaches 0.8, searched from statsmodels'
+    ``TTestPower`` solution (which fails, nan or its bracket's lower end, for effects many stds
+    wide: a rewrite that changes one prediction in a hundred).
+    """
     if not std_diff:
         return None
     from statsmodels.stats.power import TTestPower
 
-    import warnings
-
-    power, size = TTestPower(), effect / std_diff
-    with warnings.catch_warnings():  # the root finder warns where it fails (handled below)
-        warnings.simplefilter("ignore")
-        n = power.solve_power(effect_size=size, alpha=0.05, power=0.8)
-        if np.isfinite(n):
-            return int(np.ceil(n))
-        # An effect many stds wide: the solver's bracket fails (nan) below ~3 pairs; count up.
-        for pairs in range(2, 11):
-            if np.nan_to_num(power.power(effect_size=size, nobs=pairs, alpha=0.05)) >= 0.8:
-                return pairs
-    return None
+    size = effect / std_diff
+    n = 2  # an effect over 3 stds wide: 2 or 3 pairs (where statsmodels' root finder fails)
+    if size <= 3:
+        guess = TTestPower().solve_power(effect_size=size, alpha=0.05, power=0.8)
+        n = max(2, int(np.floor(guess)) - 1) if np.isfinite(guess) else 2
+    while paired_t_power(size, n) < 0.8:
+        n += 1
+    return n
 
 
 def paired_difference(a: pd.Series, b: pd.Series) -> dict | None:

@@ -210,6 +210,24 @@ def make_converter(
     return converter
 
 
+def device_graph(
+    model: keras.Model, *, space_to_depth: bool = True, one_channel_depthwise: bool = True
+) -> keras.Model:
+    """The graph rewrites the int8 conversion applies before converting (each keeps the float
+    function and the weights; see :func:`convert`): :func:`keras_hrf.reparam.space_to_depth_convs`
+    then :func:`keras_hrf.reparam.one_channel_convs_to_depthwise`. Whatever rebuilds the int8
+    model (the quantization debugger of :mod:`keras_hrf.export.quant_report`) applies them too.
+
+    Returns:
+        ``model`` itself when nothing is rewritten, else a new model.
+    """
+    if space_to_depth:
+        model = reparam.space_to_depth_convs(model)
+    if one_channel_depthwise:
+        model = reparam.one_channel_convs_to_depthwise(model)
+    return model
+
+
 def convert(
     model: keras.Model,
     representative_data: np.ndarray | None = None,
@@ -250,8 +268,8 @@ def convert(
             first) as a space-to-depth rearrangement and a stride-1 convolution
             (:func:`keras_hrf.reparam.space_to_depth_convs`): the same function, fewer
             instructions on Cortex-M. ``False`` converts them as they are.
-        one_channel_depthwise: Convert convolutions over one input channel (the rest of the
-            first convolutions) as depthwise convolutions
+        one_channel_depthwise: Convert convolutions from one input channel into a multiple of
+            4 (the first convolutions space-to-depth leaves) as depthwise convolutions
             (:func:`keras_hrf.reparam.one_channel_convs_to_depthwise`): the same function and
             weights, fewer Cortex-M4 instructions. ``False`` converts them as they are.
 
@@ -286,10 +304,9 @@ def convert(
             model = reparam.set_layer_norm_lowering(model, layer_norm)
         except ValueError as e:
             raise ConversionError(str(e)) from e
-    if space_to_depth:
-        model = reparam.space_to_depth_convs(model)
-    if one_channel_depthwise:
-        model = reparam.one_channel_convs_to_depthwise(model)
+    model = device_graph(
+        model, space_to_depth=space_to_depth, one_channel_depthwise=one_channel_depthwise
+    )
     converter = make_converter(
         model, representative_data, quantization, num_samples, seed, per_channel=per_channel
     )

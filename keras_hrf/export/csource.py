@@ -153,27 +153,33 @@ INT8_REGISTRATIONS: dict[str, tuple[str, str]] = {
 
 
 #: The project's own int8 kernels, header-only (op_resolver.h is all a firmware includes), for ops
-#: whose TFLM kernel is the slow reference one and whose result a cheaper loop reproduces
-#: exactly. Each keeps TFLM's own Init / Prepare (the same quantization arithmetic) and is
-#: checked where it matters: the firmware tests compare every output with the Python TFLM
-#: interpreter (stock kernels), bit for bit, on host, Cortex-M4 and M55.
+#: whose TFLM kernel is slow and whose result a cheaper loop reproduces exactly. Each uses TFLM's
+#: own Prepare (the same quantization arithmetic; ADD its own Init, since CMSIS-NN's ADD keeps
+#: another struct) and is checked where it matters: the firmware tests compare every output with
+#: the Python TFLM interpreter (stock reference kernels), bit for bit, on host, Cortex-M4 and M55
+#: (``test_project_kernels.py`` with every operand layout once). Per element they requantize
+#: with CMSIS-NN's inlined ``arm_nn_requantize`` on Cortex-M (the same rounding as TFLite's
+#: ``MultiplyByQuantizedMultiplier``, without a call). Measured per op type on the light
+#: Conformer (``benchmarks/device_cost.py``, Cortex-M4, TFLM's kernels -> the project's):
 #:
 #: - LOGISTIC as a 256-entry table filled in Prepare by TFLM's reference kernel (the same outputs
-#:   by construction, one load per element): the light Conformer's SiLU and GLU gates took 7.9 M
-#:   Cortex-M4 instructions per inference through its fixed-point exp.
-#: - MEAN over the last axis (LayerNorm's two means) as plain row sums, then the reference
-#:   kernel's own requantization (same multiplier, shift and rounding); other axes fall back to
-#:   TFLM's kernel, whose index iteration costs ~tens of instructions per element.
+#:   by construction, one load per element): the SiLU and GLU gates, 7.9 M -> 0.1 M.
 #: - SOFTMAX with its exponentials from a 256-entry table (in a row, exp only sees x - max):
 #:   the reference kernel's two passes otherwise unchanged. CMSIS-NN's arm_softmax_s8 computes
-#:   the same fixed-point exp twice per element (~260 Cortex-M4 instructions per element of the
-#:   light Conformer's attention maps).
-#: - SUB and MUL where the smaller operand is one value per row, per column or one value in all
-#:   of a ``[rows, depth]`` view of the larger (LayerNorm's ``x - mean`` and ``(x - mean) *
-#:   rsqrt(var)``): the reference kernels' arithmetic, the row operand's part computed once per
-#:   row. TFLM (and CMSIS-NN, which has no broadcast path) index every element of a broadcast
-#:   through the 6-D slow path, ~115 Cortex-M4 instructions per element; same-shape operands and
-#:   other broadcasts go to TFLM's kernel (CMSIS-NN's for MUL).
+#:   the same fixed-point exp twice per element: 5.9 M -> 0.6 M.
+#: - MEAN over adjacent axes (LayerNorm's two means over the last axis, the global pool over
+#:   time) as sums, then the reference kernel's own requantization (same multiplier, shift and
+#:   rounding); other axes fall back to TFLM's kernel, whose index iteration costs ~tens of
+#:   instructions per element: 5.0 M -> 0.2 M.
+#: - ADD and SUB (residuals, ``x - mean``) for operands of one layout or the second broadcast
+#:   per row, per column or as one value (ADD either way round): the reference arithmetic with
+#:   each input's rescaling from a 256-entry table, so one requantization per element instead of
+#:   three. TFLM indexes every element of a broadcast through its 6-D slow path (~115
+#:   instructions per element) and CMSIS-NN's arm_elementwise_add_s8 requantizes three times
+#:   (~80): ADD 1.2 M -> 0.6 M, SUB 2.1 M -> 0.7 M. Other broadcasts run the reference code.
+#: - MUL broadcast per row, per column or as one value (``(x - mean) * rsqrt(var)``) without
+#:   the 6-D index walk, and ``x * x`` (the variance) from a table: 2.4 M -> 1.7 M; other MULs
+#:   go to TFLM's int8 kernel (CMSIS-NN's arm_elementwise_mul_s8 on Cortex-M).
 _KERNELS_HEAD = """\
 #include <cstdint>
 

@@ -52,6 +52,7 @@ from keras_hrf.export.converter import (
     _converter_error,
     _quiet,
     _representative,
+    device_graph,
     make_converter,
     tflite_input_shape,
 )
@@ -524,6 +525,8 @@ def quant_report(
     keep_float: tuple[int, ...] = (1, 3, 5, 10),
     op_types: bool = True,
     merge: bool = False,
+    space_to_depth: bool = True,
+    one_channel_depthwise: bool = True,
 ) -> QuantReport:
     """Per-layer quantization error of the full-int8 model against the float Keras model.
 
@@ -551,6 +554,9 @@ def quant_report(
         op_types: Selective experiment: keep all ops of one type in float, for each op type
             that adds error (not for ops that only move data, such as ``RESHAPE``).
         merge: Merge HRF layers first instead of refusing a model that still has them.
+        space_to_depth, one_channel_depthwise: The graph rewrites of
+            :func:`keras_hrf.export.converter.convert` (on by default there and here, so that
+            the debugger's int8 model is the deployed one).
 
     Returns:
         The :class:`QuantReport`.
@@ -574,6 +580,9 @@ def quant_report(
     shape = tuple(int(n) for n in model.inputs[0].shape[1:])
     data = _check_data(data, shape)
     rep = data if representative_data is None else representative_data
+    model = device_graph(
+        model, space_to_depth=space_to_depth, one_channel_depthwise=one_channel_depthwise
+    )
     converter = make_converter(model, rep, "int8", num_samples, seed)
 
     eval_gen = _representative(data, num_debug, seed + 1, shape)

@@ -135,6 +135,12 @@ def test_one_channel_convs_become_depthwise_with_the_same_weights_and_function()
                                rtol=1e-4, atol=1e-4)  # fmt: skip
     assert models.count_macs(rewritten) == models.count_macs(model)
     assert reparam.one_channel_convs_to_depthwise(rewritten) is rewritten  # nothing left
+    # Only where CMSIS-NN's multiplier-of-4 path would run it: 6 filters or a dilation stay.
+    odd = keras.Input((16, 8, 1))
+    kept = keras.Model(
+        odd, [keras.layers.Conv2D(6, 3)(odd), keras.layers.Conv2D(4, 3, dilation_rate=2)(odd)]
+    )
+    assert reparam.one_channel_convs_to_depthwise(kept) is kept
     # A Conv2D shared by two inputs keeps its form (the rewrite replaces one layer per node).
     conv = keras.layers.Conv2D(4, 3, name="shared")
     a, b = keras.Input((16, 8, 1)), keras.Input((20, 8, 1))

@@ -1,9 +1,12 @@
 """The project's own int8 kernels (``op_resolver.h``, :data:`keras_hrf.export.csource.
-PROJECT_KERNELS`) against the Python TFLM interpreter's reference kernels, on every operand
-layout they handle themselves and on those they hand back to TFLM's kernels.
+PROJECT_KERNELS`) against the Python TFLM interpreter's reference kernels, on the operand
+layouts they handle themselves and on some they hand back to TFLM's kernels.
 
-The light exports' firmware test covers the layouts the presets produce; this model has each
-layout once and outputs every intermediate, so that a one-step difference anywhere shows.
+The light exports' firmware test covers the layouts the presets produce; this model has the
+others once (same shapes, per row, per column, one value; the broadcast operand first or
+second; small and large tensors) and outputs every intermediate, so that a one-step difference
+anywhere shows. Every fallback is exact too, so these tests show the results are right, not
+which path ran (``benchmarks/device_cost.py`` shows that in the per-op instructions).
 Built and run on the host (reference kernels around the project's) and on Cortex-M4 (CMSIS-NN
 around them: MUL's fallback is CMSIS-NN's); skips, saying why, where a toolchain or tree is
 missing.
@@ -36,8 +39,8 @@ def _layout_model(n_mels: int) -> keras.Model:
     wide = keras.layers.Dense(64, name="wide")(inp)  # 1,536 values: the table path
     centred_narrow = narrow - ops.mean(narrow, axis=-1, keepdims=True)  # SUB per row
     centred = wide - ops.mean(wide, axis=-1, keepdims=True)  # SUB per row, MEAN last axis
-    var = ops.mean(centred * centred, axis=-1, keepdims=True)  # MUL same shapes (TFLM's)
-    normed = ops.rsqrt(var + 1e-3) * centred  # ADD of one value; MUL, the broadcast one first
+    var = ops.mean(centred * centred, axis=-1, keepdims=True)  # MUL x * x (the table)
+    normed = ops.rsqrt(var + 1e-3) * centred  # ADD of one value; MUL per row
     gamma = rng.uniform(0.5, 1.5, 64).astype("float32")
     beta = rng.uniform(-0.5, 0.5, 64).astype("float32")
     scaled = normed * gamma + beta  # MUL and ADD per column
@@ -47,6 +50,9 @@ def _layout_model(n_mels: int) -> keras.Model:
     positioned = residual + table  # ADD of a constant with one dimension fewer: the same layout
     per_frame = rng.uniform(0.5, 1.5, (FRAMES, 1)).astype("float32")
     row_scaled = positioned * per_frame  # MUL per row, the constant one dimension fewer
+    lifted = ops.mean(wide, axis=-1, keepdims=True) + wide  # ADD per row, the broadcast first
+    column_sub = wide - ops.mean(wide, axis=1, keepdims=True)  # SUB per column
+    halved = lifted * ops.mean(var)  # MUL by one (non-constant) value
     blocks = ops.reshape(residual, (-1, FRAMES, 8, 8))
     mid_mean = ops.mean(blocks, axis=2, keepdims=True)  # MEAN over a middle axis
     mid_add = blocks + mid_mean  # a broadcast over a middle axis: TFLM's kernels
@@ -56,10 +62,11 @@ def _layout_model(n_mels: int) -> keras.Model:
     non_adjacent = ops.mean(blocks, axis=[1, 3])  # TFLM's MEAN
     small = over_time + ops.mean(wide, axis=1)  # ADD of the same shapes, 64 values
     parts = [centred_narrow, centred, normed, scaled, residual, mid_add, mid_mul, mid_sub]
-    parts += [positioned, row_scaled]
+    parts += [positioned, row_scaled, lifted, column_sub, halved]
     parts = [keras.layers.Flatten()(p) for p in parts] + [over_time, non_adjacent, small]
-    first = keras.layers.Concatenate()(parts[:6])  # TFLM's CONCATENATION takes <= 10 inputs
-    return keras.Model(inp, keras.layers.Concatenate()([first, *parts[6:]]))
+    # TFLM's CONCATENATION takes <= 10 inputs
+    first, second = (keras.layers.Concatenate()(chunk) for chunk in (parts[:8], parts[8:]))
+    return keras.Model(inp, keras.layers.Concatenate()([first, second]))
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +113,8 @@ def test_the_layout_model_uses_the_project_kernels(layout_export):
     assert any(n == "ADD" and s[1] == (64,) for n, s in seen)
     assert any(n == "ADD" and s == ((1, FRAMES, 8, 8), (1, FRAMES, 1, 8)) for n, s in seen)
     assert ("ADD", ((1, FRAMES, 64), (FRAMES, 64))) in seen
+    assert ("ADD", ((1, FRAMES, 1), (1, FRAMES, 64))) in seen  # the broadcast operand first
+    assert ("SUB", ((1, FRAMES, 64), (1, 1, 64))) in seen
 
 
 @pytest.mark.parametrize("target", ["host", "m4"])
