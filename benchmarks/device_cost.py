@@ -21,8 +21,7 @@ first model; the project's own kernels (:data:`keras_hrf.export.csource.PROJECT_
 harness rebuilt with TFLM's kernels; in total and per op type) on the first model that has
 those ops; the space-to-depth stem (exported again with ``space_to_depth=False`` and
 ``one_channel_depthwise=False``: one strided CONV_2D) and per-tensor weight scales (the
-flatbuffer only) on ds_cnn; the
-one-channel convolution as a depthwise one (exported again with
+flatbuffer only) on ds_cnn; the one-channel convolution as a depthwise one (exported again with
 ``one_channel_depthwise=False``) on the first Transformer. Prints Markdown tables and writes
 ``benchmarks/results/device_cost.json``.
 """

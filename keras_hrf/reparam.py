@@ -264,12 +264,8 @@ def one_channel_convs_to_depthwise(model: keras.Model) -> keras.Model:
             dtype=layer.dtype_policy,
         )
 
-    def weights(layer):  # Conv2D (kh, kw, 1, F) is DepthwiseConv2D's (kh, kw, 1, multiplier)
-        out = {"kernel": np.asarray(layer.kernel)}
-        if layer.use_bias:
-            out["bias"] = np.asarray(layer.bias)
-        return out
-
     if not any(candidate(layer) for layer in _walk(model)):
         return model
-    return rewrite(model, to_depthwise, weights_for=weights)
+    # Conv2D's kernel (kh, kw, 1, F) is DepthwiseConv2D's (kh, kw, 1, multiplier), both named
+    # "kernel" (and "bias"): rewrite's default copy by name carries them over.
+    return rewrite(model, to_depthwise)

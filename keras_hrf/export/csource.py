@@ -213,6 +213,17 @@ inline int32_t RequantizeSmallerThanOne(int32_t x, int32_t multiplier, int shift
 #endif
 }
 
+inline int8_t ClampToInt8(int32_t v, int32_t lo = -128, int32_t hi = 127) {
+  return static_cast<int8_t>(v < lo ? lo : v > hi ? hi : v);
+}
+
+// A stock kernel's Init and Prepare (its OpData, its quantization arithmetic) with the
+// project's Eval, which hands the layouts it does not run back to stock.invoke.
+inline TFLMRegistration WithEval(const TFLMRegistration& stock,
+                                 TfLiteStatus (*eval)(TfLiteContext*, TfLiteNode*)) {
+  return tflite::micro::RegisterOp(stock.init, stock.prepare, eval);
+}
+
 }  // namespace keras_hrf
 
 """
@@ -342,14 +353,13 @@ inline TfLiteStatus MeanInt8Eval(TfLiteContext* context, TfLiteNode* node) {
   for (int j = 0; j < outer * inner; ++j) {
     const int32_t shifted = sums[j] - op->input_zp * count;
     const int32_t v = Requantize(shifted, multiplier, out_shift) + op->output_zp;
-    out[j] = static_cast<int8_t>(std::min<int32_t>(std::max<int32_t>(v, -128), 127));
+    out[j] = ClampToInt8(v);
   }
   return kTfLiteOk;
 }
 
 inline TFLMRegistration Register_MEAN_INT8_ADJACENT_AXES() {
-  const TFLMRegistration stock = tflite::Register_MEAN();
-  return tflite::micro::RegisterOp(stock.init, stock.prepare, MeanInt8Eval);
+  return WithEval(tflite::Register_MEAN(), MeanInt8Eval);
 }
 
 }  // namespace keras_hrf
@@ -429,7 +439,7 @@ inline TfLiteStatus SoftmaxLutEval(TfLiteContext* context, TfLiteNode* node) {
     for (int c = 0; c < depth; ++c) {
       const int32_t unsat = gemmlowp::RoundingDivideByPOT(
           (scale * FixedPoint0::FromRaw(exp[max - in[c]])).raw(), exponent);
-      out[c] = static_cast<int8_t>(std::min<int32_t>(std::max<int32_t>(unsat - 128, -128), 127));
+      out[c] = ClampToInt8(unsat - 128);
     }
   }
   return kTfLiteOk;
@@ -444,8 +454,6 @@ inline TFLMRegistration Register_SOFTMAX_INT8_LUT() {
 """
 
 _BROADCAST_CC = """\
-#include <algorithm>
-
 namespace keras_hrf {
 
 // The operand layouts of an int8 elementwise op the project's ADD, SUB and MUL run themselves:
@@ -498,10 +506,6 @@ inline bool FindBroadcast(const TfLiteEvalTensor* full, const TfLiteEvalTensor* 
   return true;
 }
 
-inline int8_t ClampToInt8(int32_t v, int32_t lo, int32_t hi) {
-  return static_cast<int8_t>(std::min(hi, std::max(lo, v)));
-}
-
 // The requantization of the reference int8 ADD and SUB (reference_integer_ops::AddFunc,
 // reference_ops::SubElementwise): each input is rescaled on its own, s_i(v) =
 // MultiplyByQuantizedMultiplierSmallerThanOneExp((offset_i + v) << left_shift, ...), then
@@ -519,6 +523,12 @@ inline ScaledInputs ScaledInputsOf(const OpData& d) {
           d.input2_multiplier, d.output_multiplier, d.output_offset,
           d.output_activation_min, d.output_activation_max, d.input1_shift,
           d.input2_shift,      d.left_shift,        d.output_shift};
+}
+
+// The same parameters with the two inputs' roles exchanged.
+inline ScaledInputs Swapped(const ScaledInputs& p) {
+  return {p.offset2, p.multiplier2, p.offset1, p.multiplier1, p.out_multiplier, p.out_offset,
+          p.lo,      p.hi,          p.shift2,  p.shift1,      p.left_shift,     p.out_shift};
 }
 
 inline int32_t ScaleInput(int32_t offset, int32_t v, int left_shift, int32_t multiplier,
@@ -607,11 +617,8 @@ inline TfLiteStatus AddInt8Eval(TfLiteContext* context, TfLiteNode* node) {
     ScaledSumInt8<false>(p, x, y, b, out);
     return kTfLiteOk;
   }
-  if (FindBroadcast(input2, input1, output, &b)) {
-    const ScaledInputs q{p.offset2, p.multiplier2, p.offset1, p.multiplier1, p.out_multiplier,
-                         p.out_offset, p.lo, p.hi, p.shift2, p.shift1, p.left_shift,
-                         p.out_shift};
-    ScaledSumInt8<false>(q, y, x, b, out);
+  if (FindBroadcast(input2, input1, output, &b)) {  // x + y == y + x, inputs' roles swapped
+    ScaledSumInt8<false>(Swapped(p), y, x, b, out);
     return kTfLiteOk;
   }
   tflite::ArithmeticParams op_params = {};
@@ -671,8 +678,7 @@ inline TfLiteStatus SubInt8Eval(TfLiteContext* context, TfLiteNode* node) {
 }
 
 inline TFLMRegistration Register_SUB_INT8_TABLES() {
-  const TFLMRegistration stock = tflite::Register_SUB();
-  return tflite::micro::RegisterOp(stock.init, stock.prepare, SubInt8Eval);
+  return WithEval(tflite::Register_SUB(), SubInt8Eval);
 }
 
 }  // namespace keras_hrf
@@ -742,8 +748,7 @@ inline TfLiteStatus MulBroadcastEval(TfLiteContext* context, TfLiteNode* node) {
 }
 
 inline TFLMRegistration Register_MUL_INT8_BROADCAST() {
-  const TFLMRegistration stock = tflite::Register_MUL_INT8();
-  return tflite::micro::RegisterOp(stock.init, stock.prepare, MulBroadcastEval);
+  return WithEval(tflite::Register_MUL_INT8(), MulBroadcastEval);
 }
 
 }  // namespace keras_hrf
