@@ -7,7 +7,8 @@ The C++ side lives in ``tflite/micro/`` (``Makefile``, ``main.cc``, ``harness.cc
 - :func:`build` compiles an application for a target against a TFLM tree (made by TFLM's
   ``create_tflm_tree.py``): ``"host"`` with the reference kernels, ``"m4"`` (Cortex-M4F, QEMU
   ``mps2-an386``) and ``"m55"`` (Cortex-M55, QEMU ``mps3-an547``) with CMSIS-NN. TFLM and CMSIS
-  objects are cached per tree and target (:func:`cache_dir`), so only the first build is slow;
+  objects are cached per tree and target (:func:`cache_dir`), so only the first build is slow
+  (and with ``ccache`` installed, the application's objects of an export built before);
 - :func:`run_harness` runs ``harness.cc`` on N int8 inputs and returns a :class:`HarnessRun`:
   the int8 outputs (the contract: bit-identical to the Python ``tflite_micro`` interpreter), the
   arena actually used, the stack high-water mark, and on Cortex-M instructions per inference and
