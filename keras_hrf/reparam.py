@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from keras_hrf.graph import rewrite
-from keras_hrf.layers import HRFDense
+from keras_hrf.layers import FoldedAway, HRFDense
 from keras_hrf.models.hrf_config import HRFConfig
 
 
@@ -269,3 +269,99 @@ def one_channel_convs_to_depthwise(model: keras.Model) -> keras.Model:
     # Conv2D's kernel (kh, kw, 1, F) is DepthwiseConv2D's (kh, kw, 1, multiplier), both named
     # "kernel" (and "bias"): rewrite's default copy by name carries them over.
     return rewrite(model, to_depthwise)
+
+
+#: Layers a per-channel affine map passes through unchanged on its way to a ``Dense`` at
+#: inference: ``mean_t(s * x + t) = s * mean_t(x) + t``, and Dropout is the identity.
+_AFFINE_TRANSPARENT = (keras.layers.Dropout, keras.layers.GlobalAveragePooling1D)
+
+
+def _consumers(layer) -> list:
+    return [node.operation for node in layer._outbound_nodes]
+
+
+def _foldable_dense(bn) -> list[keras.layers.Dense] | None:
+    """The ``Dense`` layers that every path out of ``bn`` ends in (through
+    :data:`_AFFINE_TRANSPARENT` layers), or ``None`` where some path ends elsewhere."""
+    found, frontier = [], _consumers(bn)
+    if not frontier:
+        return None
+    while frontier:
+        layer = frontier.pop()
+        if len(layer._inbound_nodes) != 1:  # shared: its other input is not normalised
+            return None
+        if type(layer) is keras.layers.Dense:
+            found.append(layer)
+        elif isinstance(layer, _AFFINE_TRANSPARENT):
+            frontier.extend(_consumers(layer))
+            if not _consumers(layer):
+                return None  # a model output
+        else:
+            return None
+    return found
+
+
+def fold_batch_norms_forward(model: keras.Model) -> keras.Model:
+    """The model with every last-axis ``BatchNormalization`` that only feeds ``Dense`` layers
+    folded into those layers' kernels and biases.
+
+    At inference a BatchNormalization is a per-channel affine map ``s * x + t`` (``s = gamma /
+    sqrt(var + eps)``, ``t = beta - mean * s``); a Dense after it computes ``(s * x + t) W + b =
+    x (diag(s) W) + (t W + b)``. The TFLite converter folds a BatchNormalization into the
+    convolution *before* it, but not into a Dense *after* it, which is where a pre-norm block's
+    normalisation sits (``x + f(BN(x))``, ``norm="batch"`` of the Conformer): converted as it
+    is, each would cost a MUL and an ADD per element. Here the BatchNormalization becomes a
+    :class:`~keras_hrf.layers.FoldedAway` of the same name (no TFLite op) and each Dense it
+    reaches, directly or through Dropout / GlobalAveragePooling1D (which commute with a
+    per-channel affine map), gets the folded weights, multiplied out in float64. A
+    BatchNormalization with any other consumer, or a model output, is left alone. The
+    converter calls it by default (:func:`keras_hrf.export.converter.device_graph`).
+
+    Args:
+        model: A functional (or Sequential) model, HRF layers merged.
+
+    Returns:
+        A new model computing the same function (up to float rounding); the input model is left
+        untouched. A model with nothing to fold is returned as it is.
+    """
+    folds: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # Dense name -> (s, t) of its input
+    batch_norms = set()
+    for layer in _walk(model):
+        if type(layer) is not keras.layers.BatchNormalization or len(layer._inbound_nodes) != 1:
+            continue
+        rank = len(layer.input.shape)
+        if layer.axis not in (-1, rank - 1):
+            continue
+        dense = _foldable_dense(layer)
+        if not dense or any(d.name in folds for d in dense):
+            continue
+        var = np.asarray(layer.moving_variance, "float64")
+        mean = np.asarray(layer.moving_mean, "float64")
+        gamma = np.asarray(layer.gamma, "float64") if layer.scale else np.ones_like(var)
+        beta = np.asarray(layer.beta, "float64") if layer.center else np.zeros_like(var)
+        s = gamma / np.sqrt(var + layer.epsilon)
+        for d in dense:
+            folds[d.name] = (s, beta - mean * s)
+        batch_norms.add(layer.name)
+    if not folds:
+        return model
+
+    def replace(layer):
+        if layer.name in batch_norms:
+            return FoldedAway(name=layer.name, dtype=layer.dtype_policy.name)
+        if layer.name in folds:
+            return keras.layers.Dense.from_config({**layer.get_config(), "use_bias": True})
+        return None
+
+    def weights(layer):
+        if layer.name in batch_norms:
+            return {}
+        s, t = folds[layer.name]
+        kernel = np.asarray(layer.kernel, "float64")
+        bias = np.asarray(layer.bias, "float64") if layer.use_bias else 0.0
+        return {
+            "kernel": (s[:, None] * kernel).astype("float32"),
+            "bias": (t @ kernel + bias).astype("float32"),
+        }
+
+    return rewrite(model, replace, weights_for=weights)

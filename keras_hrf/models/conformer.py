@@ -22,6 +22,9 @@ from keras_hrf.models.blocks import (
 )
 from keras_hrf.models.hrf_config import HRFConfig
 
+#: Normalisations of a block (``norm=``).
+NORMS = ("layer", "batch")
+
 PRESETS = {
     # Sized for models.BUDGETS: one block, as a Conformer block is ~80 TFLite ops (five
     # LayerNorms, two FFNs, attention, the convolution module) whose TFLM records weigh on the
@@ -94,6 +97,7 @@ def build_graph(
     stem_channels: tuple[int, ...] = (8, 16),
     stem_strides: tuple[tuple[int, int], ...] = ((2, 2), (2, 2)),
     activation: str = "silu",
+    norm: str = "layer",
 ):
     """Functional graph from ``inputs`` ``(B, T, F)`` to logits ``(B, num_classes)``.
 
@@ -101,9 +105,21 @@ def build_graph(
     is that of the FFNs and of the convolution module (``"silu"`` as in the paper, or
     ``"relu"``, which TFLite fuses into the preceding FULLY_CONNECTED / DEPTHWISE_CONV_2D: no
     LOGISTIC and MUL per element on a microcontroller; the GLU keeps its sigmoid).
+
+    ``norm`` is that of the five normalisations of a block: ``"layer"`` (:class:`LayerNorm`, per
+    frame, as in the paper) or ``"batch"`` (BatchNormalization over batch and time with the
+    moving statistics at inference: every one of them feeds only Dense layers, into which the
+    converter folds it, :func:`keras_hrf.reparam.fold_batch_norms_forward`, so the deployed
+    graph has no normalisation op at all).
     """
     if activation not in ("silu", "relu"):
         raise ValueError(f"conformer activation must be 'silu' or 'relu', got {activation!r}")
+    if norm not in NORMS:
+        raise ValueError(f"conformer norm must be one of {NORMS}, got {norm!r}")
+
+    def normalise(t, name):
+        return (LayerNorm(name=name) if norm == "layer" else batch_norm(name))(t)
+
     x = subsampling(
         inputs,
         d_model,
@@ -126,7 +142,7 @@ def build_graph(
     for b in range(num_blocks):
         n = f"block{b}"
         for tag, kind in (("ffn1", "ffn"), ("mhsa", "mhsa"), ("conv", "conv"), ("ffn2", "ffn")):
-            h = LayerNorm(name=f"{n}_{tag}_norm")(x)
+            h = normalise(x, f"{n}_{tag}_norm")
             if kind == "ffn":
                 h = feed_forward(
                     h, d_model, ffn_dim, hrf, f"{n}_{tag}", activation=activation, dropout=dropout
@@ -146,5 +162,5 @@ def build_graph(
                     activation=activation,
                 )
                 x = residual(x, h, f"{n}_{tag}")
-        x = LayerNorm(name=f"{n}_out_norm")(x)
+        x = normalise(x, f"{n}_out_norm")
     return classifier_head(x, num_classes)

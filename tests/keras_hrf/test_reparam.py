@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_hrf import graph, models, reparam
-from keras_hrf.layers import HRFDense, SpaceToDepthConv2D
+from keras_hrf.layers import FoldedAway, HRFDense, SpaceToDepthConv2D
 
 SHAPE = (200, 16)
 
@@ -173,3 +173,60 @@ def test_space_to_depth_rewrites_only_strided_few_channel_convs():
     a, b = keras.Input((32, 16, 1)), keras.Input((40, 16, 1))
     two = keras.Model([a, b], [conv(a), conv(b)])
     assert reparam.space_to_depth_convs(two) is two
+
+
+def _random_batch_norm_statistics(model, seed=0):
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            d = layer.gamma.shape
+            layer.gamma.assign(rng.uniform(0.5, 2.0, d))
+            layer.beta.assign(rng.normal(size=d))
+            layer.moving_mean.assign(rng.normal(size=d))
+            layer.moving_variance.assign(rng.uniform(0.2, 3.0, d))
+
+
+def test_batch_norms_that_feed_only_dense_layers_fold_into_them():
+    x = keras.Input((12, 6))
+    bn = keras.layers.BatchNormalization(name="bn")(x)
+    q = keras.layers.Dense(5, use_bias=False, name="q")(bn)  # gains the bias the fold needs
+    v = keras.layers.Dense(5, name="v")(keras.layers.Dropout(0.5, name="drop")(bn))
+    pooled = keras.layers.GlobalAveragePooling1D(name="pool")(
+        keras.layers.BatchNormalization(name="bn_head")(x)
+    )
+    head = keras.layers.Dense(3, name="head")(pooled)
+    # Feeds an Add too: a fold into the Dense would leave the Add's input unnormalised.
+    kept = keras.layers.BatchNormalization(name="bn_kept")(x)
+    res = keras.layers.Add(name="add")([kept, keras.layers.Dense(6, name="w")(kept)])
+    model = keras.Model(x, [q, v, head, res])
+    _random_batch_norm_statistics(model)
+    folded = reparam.fold_batch_norms_forward(model)
+    types = {la.name: type(la) for la in folded.layers}
+    assert types["bn"] is types["bn_head"] is FoldedAway
+    assert types["bn_kept"] is keras.layers.BatchNormalization
+    assert folded.get_layer("q").use_bias and not model.get_layer("q").use_bias
+    data = np.random.default_rng(1).normal(size=(4, 12, 6)).astype("float32")
+    for want, got in zip(model.predict(data, verbose=0), folded.predict(data, verbose=0)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert reparam.fold_batch_norms_forward(folded) is folded  # nothing left to fold
+
+
+def test_batch_norm_conformer_converts_without_a_normalisation_op():
+    from keras_hrf.export import converter, flatbuffer
+
+    model = models.build("conformer", "light", norm="batch", input_shape=SHAPE, num_classes=4)
+    _random_batch_norm_statistics(model)
+    data = np.random.default_rng(1).normal(size=(2,) + SHAPE).astype("float32")
+    folded = converter.device_graph(model)
+    np.testing.assert_allclose(folded.predict(data, verbose=0), model.predict(data, verbose=0),
+                               rtol=1e-4, atol=1e-4)  # fmt: skip
+    ops = flatbuffer.parse(converter.convert(model, data)).op_names
+    plain = models.build("conformer", "light", input_shape=SHAPE, num_classes=4)
+    plain_ops = flatbuffer.parse(converter.convert(plain, data)).op_names
+    # The five LayerNorms' two MEANs, SUB and RSQRT each are gone: the one MEAN left is the
+    # classifier's pooling over time. The convolution module's BatchNorm folds backwards.
+    assert plain_ops.count("MEAN") == 11 and "RSQRT" in plain_ops and "SUB" in plain_ops
+    assert ops.count("MEAN") == 1 and not {"RSQRT", "SUB"} & set(ops)
+    assert len(ops) == len(plain_ops) - 35
+    with pytest.raises(ValueError, match="norm must be one of"):
+        models.build("conformer", "light", norm="group", input_shape=SHAPE, num_classes=4)
