@@ -40,13 +40,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from keras_hrf.export.csource import PROJECT_KERNELS  # noqa: E402
 
-#: (label, family, size, model options): the light presets, and the Conformer with ReLU.
+#: (label, family, size, model options): the light presets, the Conformer with ReLU, and the
+#: Transformers with ``norm="batch"`` (pre-norm BatchNorms the converter folds into the Dense
+#: layers after them: no normalisation op on the device).
 MODELS = [
     ("conformer light", "conformer", "light", {}),
     ("conformer light relu", "conformer", "light", {"activation": "relu"}),
     ("ds_cnn light", "ds_cnn", "light", {}),
     ("conv_transformer light", "conv_transformer", "light", {}),
     ("speechformer light", "speechformer", "light", {}),
+    ("conformer light batch-norm", "conformer", "light", {"norm": "batch"}),
+    ("conv_transformer light batch-norm", "conv_transformer", "light", {"norm": "batch"}),
+    ("speechformer light batch-norm", "speechformer", "light", {"norm": "batch"}),
 ]
 #: Flash and RAM budgets of the issue (a Cortex-M4 board with 256 KiB flash and 96 KiB RAM).
 FLASH_BUDGET, RAM_BUDGET = 256 * 1024, 96 * 1024

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from keras_hrf.graph import rewrite
-from keras_hrf.layers import FoldedAway, HRFDense
+from keras_hrf.layers import FoldedAway, HRFDense, LayerToBatchNorm
 from keras_hrf.models.hrf_config import HRFConfig
 
 
@@ -365,3 +365,28 @@ def fold_batch_norms_forward(model: keras.Model) -> keras.Model:
         }
 
     return rewrite(model, replace, weights_for=weights)
+
+
+def finish_layer_to_batch_norms(model: keras.Model) -> keras.Model:
+    """The model with every :class:`~keras_hrf.layers.LayerToBatchNorm` whose annealing is over
+    (``mix == 0``) as the BatchNormalization it has become (same name and function).
+
+    One still mixing in its LayerNorm is left as it is (it converts as both normalisations).
+    The converter calls it by default, before :func:`fold_batch_norms_forward` folds the
+    BatchNormalizations away (:func:`keras_hrf.export.converter.device_graph`).
+
+    Returns:
+        A new model; the input model is left untouched. A model with nothing to replace is
+        returned as it is.
+    """
+
+    def finished(layer) -> bool:
+        return isinstance(layer, LayerToBatchNorm) and float(np.asarray(layer.mix)) == 0.0
+
+    if not any(finished(layer) for layer in _walk(model)):
+        return model
+    return rewrite(
+        model,
+        lambda layer: layer.to_batch_norm() if finished(layer) else None,
+        weights_for=lambda layer: layer.batch_norm_weights(),
+    )

@@ -5,6 +5,7 @@ from keras_hrf.layers.folded import FoldedAway
 from keras_hrf.layers.glu import GLU
 from keras_hrf.layers.hrf_dense import FACTOR_INITS, HRFDense, HRFPointwiseConv2D
 from keras_hrf.layers.layer_norm import LayerNorm
+from keras_hrf.layers.layer_to_batch_norm import LayerToBatchNorm
 from keras_hrf.layers.space_to_depth_conv import SpaceToDepthConv2D
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "HRFDense",
     "HRFPointwiseConv2D",
     "LayerNorm",
+    "LayerToBatchNorm",
     "MultiHeadAttentionCore",
     "SpaceToDepthConv2D",
 ]

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import keras
 
-from keras_hrf.layers import HRFDense, HRFPointwiseConv2D, LayerNorm, MultiHeadAttentionCore
+from keras_hrf.layers import (
+    HRFDense,
+    HRFPointwiseConv2D,
+    LayerNorm,
+    LayerToBatchNorm,
+    MultiHeadAttentionCore,
+)
 from keras_hrf.models.hrf_config import HRFConfig
 
 #: Activations TFLite Micro has int8 kernels for (no GELU kernel in TFLM, see DESIGN.md).
@@ -117,6 +123,19 @@ def self_attention(
     return linear(d_model, "attention", hrf, f"{name}_out")(ctx)
 
 
+def _pre_norm(norm: str, name: str) -> keras.layers.Layer:
+    if norm == "pre":
+        return LayerNorm(name=name)
+    if norm == "batch":
+        return batch_norm(name)
+    return LayerToBatchNorm(momentum=BN_MOMENTUM, name=name)
+
+
+#: Placements / kinds of a Transformer block's normalisation (``norm=`` of
+#: :func:`transformer_block`).
+TRANSFORMER_NORMS = ("post", "pre", "batch", "layer_to_batch")
+
+
 def transformer_block(
     x,
     d_model: int,
@@ -132,18 +151,23 @@ def transformer_block(
     """A Transformer encoder block (self-attention + FFN, residuals, LayerNorm).
 
     Args:
-        norm: ``"post"`` (``LN(x + f(x))``, the original Transformer) or ``"pre"``
-            (``x + f(LN(x))``, usually easier to train and friendlier to int8).
+        norm: ``"post"`` (``LN(x + f(x))``, the original Transformer), ``"pre"``
+            (``x + f(LN(x))``, usually easier to train and friendlier to int8) or ``"batch"``
+            (``x + f(BN(x))``: pre-norm with a BatchNormalization, whose moving statistics make
+            it an affine map at inference that the converter folds into the Dense layers of
+            ``f``, :func:`keras_hrf.reparam.fold_batch_norms_forward`: no normalisation op on
+            the device) or ``"layer_to_batch"`` (the same at the end of training, where it
+            started as ``"pre"``: :class:`~keras_hrf.layers.LayerToBatchNorm`).
     """
-    if norm not in ("post", "pre"):
-        raise ValueError(f"norm must be 'post' or 'pre', got {norm!r}")
+    if norm not in TRANSFORMER_NORMS:
+        raise ValueError(f"norm must be one of {TRANSFORMER_NORMS}, got {norm!r}")
 
     def drop(t, tag):
         return keras.layers.Dropout(dropout, name=f"{name}_{tag}_drop")(t) if dropout else t
 
     def sublayer(t, fn, tag):
-        if norm == "pre":
-            y = fn(LayerNorm(name=f"{name}_{tag}_norm")(t))
+        if norm != "post":
+            y = fn(_pre_norm(norm, f"{name}_{tag}_norm")(t))
             return keras.layers.Add(name=f"{name}_{tag}_add")([t, drop(y, tag)])
         y = fn(t)
         t = keras.layers.Add(name=f"{name}_{tag}_add")([t, drop(y, tag)])

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import keras
 
-from keras_hrf.layers import GLU, LayerNorm
+from keras_hrf.layers import GLU, LayerNorm, LayerToBatchNorm
 from keras_hrf.models.blocks import (
+    BN_MOMENTUM,
     batch_norm,
     classifier_head,
     feed_forward,
@@ -23,7 +24,7 @@ from keras_hrf.models.blocks import (
 from keras_hrf.models.hrf_config import HRFConfig
 
 #: Normalisations of a block (``norm=``).
-NORMS = ("layer", "batch")
+NORMS = ("layer", "batch", "layer_to_batch")
 
 PRESETS = {
     # Sized for models.BUDGETS: one block, as a Conformer block is ~80 TFLite ops (five
@@ -110,7 +111,9 @@ def build_graph(
     frame, as in the paper) or ``"batch"`` (BatchNormalization over batch and time with the
     moving statistics at inference: every one of them feeds only Dense layers, into which the
     converter folds it, :func:`keras_hrf.reparam.fold_batch_norms_forward`, so the deployed
-    graph has no normalisation op at all).
+    graph has no normalisation op at all), or ``"layer_to_batch"``
+    (:class:`~keras_hrf.layers.LayerToBatchNorm`: trains as LayerNorm, annealed to the
+    BatchNormalization that is deployed, as ``"batch"``; ``TrainConfig.norm_anneal``).
     """
     if activation not in ("silu", "relu"):
         raise ValueError(f"conformer activation must be 'silu' or 'relu', got {activation!r}")
@@ -118,6 +121,8 @@ def build_graph(
         raise ValueError(f"conformer norm must be one of {NORMS}, got {norm!r}")
 
     def normalise(t, name):
+        if norm == "layer_to_batch":
+            return LayerToBatchNorm(momentum=BN_MOMENTUM, name=name)(t)
         return (LayerNorm(name=name) if norm == "layer" else batch_norm(name))(t)
 
     x = subsampling(

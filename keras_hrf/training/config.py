@@ -46,6 +46,12 @@ class TrainConfig:
             ``ema`` the final average): one lucky epoch on a few validation speakers cannot pick
             them.
         patience: Early-stopping patience in epochs on validation UA (0 disables).
+        norm_anneal: For models with :class:`~keras_hrf.layers.LayerToBatchNorm` (a family's
+            ``norm="layer_to_batch"``): the fraction of the training steps over which their
+            LayerNorm share falls linearly from 1 to 0; the rest of training (and the EMA
+            average of it) is pure BatchNormalization, which is what is deployed. 0.6 was not
+            tuned: it leaves the last 40 % of the steps (RAVDESS: ~1,300, over twice the EMA's
+            horizon) to the final form.
         class_balance: ``"weights"`` (inverse-frequency sample weights) or ``"none"``.
         exclude_floor: Fit the normaliser without the log-floor values (digital silence);
             default :data:`data_prep.features.DEFAULT_EXCLUDE_FLOOR`.
@@ -80,6 +86,7 @@ class TrainConfig:
     ema: float = 0.998
     selection: str = "last"
     patience: int = 15
+    norm_anneal: float = 0.6
     class_balance: str = "weights"
     teacher: tuple[str, ...] = ()
     kd_weight: float = 1.0
@@ -105,6 +112,10 @@ class TrainConfig:
             raise ValueError(
                 f"kd_temperature must be > 0 and kd_weight >= 0, got {self.kd_temperature!r}, "
                 f"{self.kd_weight!r}"
+            )
+        if not 0.0 < self.norm_anneal <= 1.0:
+            raise ValueError(
+                f"norm_anneal must be a fraction of the steps in (0, 1], got {self.norm_anneal!r}"
             )
         if self.time_shift < 0:
             raise ValueError(f"time_shift must be >= 0 frames, got {self.time_shift!r}")

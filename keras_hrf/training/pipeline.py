@@ -248,3 +248,28 @@ class ValidationUA(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.best_weights is not None:
             self.model.set_weights(self.best_weights)
+
+
+class NormAnnealing(keras.callbacks.Callback):
+    """Lowers the ``mix`` of every :class:`~keras_hrf.layers.LayerToBatchNorm` from 1 to 0,
+    linearly over the first ``steps`` optimiser steps, and holds it at 0 after them.
+
+    ``mix`` is set before each training batch to ``max(0, 1 - step / steps)`` (step 0 first),
+    so the last of those steps trains with the LayerNorm share at ``1 / steps`` and every later
+    one as pure BatchNormalization; training ends at exactly 0 however many steps ran.
+    """
+
+    def __init__(self, layers, steps: int):
+        super().__init__()
+        self.layers, self.steps, self.step = list(layers), max(1, int(steps)), 0
+
+    def _set(self, value: float) -> None:
+        for layer in self.layers:
+            layer.mix.assign(value)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._set(max(0.0, 1.0 - self.step / self.steps))
+        self.step += 1
+
+    def on_train_end(self, logs=None):
+        self._set(0.0)

@@ -22,10 +22,12 @@ from data_prep.features import FeatureParams, Normalizer
 from data_prep.labels import encode_labels
 from data_prep.splits import Split
 from keras_hrf import models, reparam
+from keras_hrf.layers import LayerToBatchNorm
 from keras_hrf.training.config import TrainConfig
 from keras_hrf.training.distillation import DistillationLoss, soften, teacher_logits
 from keras_hrf.training.metrics import classification_metrics
 from keras_hrf.training.pipeline import (
+    NormAnnealing,
     ValidationUA,
     recalibrate_batch_norm,
     sample_weights,
@@ -171,12 +173,20 @@ def fit(
     # With EMA the averaged weights are swapped in at every epoch end: validated, kept, and in
     # the model when training ends (so merged and exported).
     swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if decay else []
+    # LayerNorm -> BatchNorm annealing first, so that a "best" selection restores the mix of
+    # the epoch it validated.
+    progressive = [la for la in model._flatten_layers() if isinstance(la, LayerToBatchNorm)]
+    anneal = (
+        [NormAnnealing(progressive, round(config.norm_anneal * steps * config.epochs))]
+        if progressive
+        else []
+    )
     with bar:
         hist = model.fit(
             ds,
             epochs=config.epochs,
             verbose=0,
-            callbacks=[*swap, ua_cb, *(callbacks or [])],
+            callbacks=[*anneal, *swap, ua_cb, *(callbacks or [])],
             shuffle=False,
         )
     history = pd.DataFrame(hist.history)

@@ -211,22 +211,84 @@ def test_batch_norms_that_feed_only_dense_layers_fold_into_them():
     assert reparam.fold_batch_norms_forward(folded) is folded  # nothing left to fold
 
 
-def test_batch_norm_conformer_converts_without_a_normalisation_op():
+@pytest.mark.parametrize(
+    "family, layer_norm_ops",
+    # The default LayerNorms (5 in the Conformer's block, 4 post-norms in the ConvTransformer's
+    # two blocks, 6 in the SpeechFormer's three) lower to 2 MEAN, SUB, RSQRT, 2 MUL, ADD each.
+    [("conformer", 5 * 7), ("conv_transformer", 4 * 7), ("speechformer", 6 * 7)],
+)
+def test_batch_norm_transformers_convert_without_a_normalisation_op(family, layer_norm_ops):
     from keras_hrf.export import converter, flatbuffer
 
-    model = models.build("conformer", "light", norm="batch", input_shape=SHAPE, num_classes=4)
+    model = models.build(family, "light", norm="batch", input_shape=SHAPE, num_classes=4)
     _random_batch_norm_statistics(model)
     data = np.random.default_rng(1).normal(size=(2,) + SHAPE).astype("float32")
     folded = converter.device_graph(model)
     np.testing.assert_allclose(folded.predict(data, verbose=0), model.predict(data, verbose=0),
                                rtol=1e-4, atol=1e-4)  # fmt: skip
     ops = flatbuffer.parse(converter.convert(model, data)).op_names
-    plain = models.build("conformer", "light", input_shape=SHAPE, num_classes=4)
+    plain = models.build(family, "light", input_shape=SHAPE, num_classes=4)
     plain_ops = flatbuffer.parse(converter.convert(plain, data)).op_names
-    # The five LayerNorms' two MEANs, SUB and RSQRT each are gone: the one MEAN left is the
-    # classifier's pooling over time. The convolution module's BatchNorm folds backwards.
-    assert plain_ops.count("MEAN") == 11 and "RSQRT" in plain_ops and "SUB" in plain_ops
+    # The one MEAN left is the classifier's pooling over time; the Conformer's convolution
+    # module BatchNorm folds backwards into its depthwise convolution, as before.
+    assert "RSQRT" in plain_ops and "SUB" in plain_ops
     assert ops.count("MEAN") == 1 and not {"RSQRT", "SUB"} & set(ops)
-    assert len(ops) == len(plain_ops) - 35
+    assert len(ops) == len(plain_ops) - layer_norm_ops
     with pytest.raises(ValueError, match="norm must be one of"):
-        models.build("conformer", "light", norm="group", input_shape=SHAPE, num_classes=4)
+        models.build(family, "light", norm="group", input_shape=SHAPE, num_classes=4)
+
+
+def test_layer_to_batch_norm_is_a_layer_norm_then_the_batch_norm_it_deploys_as(tmp_path):
+    from keras_hrf.export import converter, flatbuffer
+    from keras_hrf.layers import LayerNorm, LayerToBatchNorm
+    from keras_hrf.training.pipeline import NormAnnealing
+
+    model = models.build("conformer", "light", norm="layer_to_batch", input_shape=SHAPE,
+                         num_classes=4, seed=0)  # fmt: skip
+    progressive = [la for la in model.layers if isinstance(la, LayerToBatchNorm)]
+    assert len(progressive) == 5
+    data = np.random.default_rng(1).normal(size=(4,) + SHAPE).astype("float32")
+    layer = progressive[0]
+    x = np.random.default_rng(2).normal(size=(3, 7, 48)).astype("float32")
+    ln = LayerNorm(epsilon=layer.epsilon)
+    np.testing.assert_allclose(layer(x), ln(x), rtol=1e-5, atol=1e-5)  # mix = 1 when built
+    # Still mixing: left as it is by the converter's rewrite, refused by to_batch_norm.
+    assert reparam.finish_layer_to_batch_norms(model) is model
+    with pytest.raises(ValueError, match="still mixes in 1 of its LayerNorm"):
+        layer.to_batch_norm()
+    # The annealing: 1 at the first step, 0 from step `steps` on and at the end of training.
+    seen = []
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_begin=lambda b, logs: seen.append(float(layer.mix.numpy()))
+    )
+    model.compile(optimizer="adam", loss="mse")
+    targets = np.zeros((4, 4), "float32")
+    model.fit(data, targets, batch_size=1, epochs=2, verbose=0,
+              callbacks=[NormAnnealing(progressive, 4), record])  # fmt: skip
+    assert seen == [1.0, 0.75, 0.5, 0.25, 0.0, 0.0, 0.0, 0.0]
+    assert all(float(la.mix.numpy()) == 0.0 for la in progressive)
+    _random_batch_norm_statistics_of(progressive)
+    finished = reparam.finish_layer_to_batch_norms(model)
+    assert all(type(finished.get_layer(la.name)) is keras.layers.BatchNormalization
+               for la in progressive)  # fmt: skip
+    np.testing.assert_allclose(finished.predict(data, verbose=0), model.predict(data, verbose=0),
+                               rtol=1e-4, atol=1e-4)  # fmt: skip
+    np.testing.assert_allclose(converter.device_graph(model).predict(data, verbose=0),
+                               model.predict(data, verbose=0), rtol=1e-4, atol=1e-4)  # fmt: skip
+    ops = flatbuffer.parse(converter.convert(model, data)).op_names
+    assert ops.count("MEAN") == 1 and "RSQRT" not in ops
+    # Saved and loaded with its annealing state.
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert float(loaded.get_layer(layer.name).mix.numpy()) == 0.0
+    np.testing.assert_allclose(loaded.predict(data, verbose=0), model.predict(data, verbose=0),
+                               rtol=1e-5, atol=1e-5)  # fmt: skip
+
+
+def _random_batch_norm_statistics_of(progressive, seed=3):
+    rng = np.random.default_rng(seed)
+    for layer in progressive:
+        bn = layer.batch_norm
+        d = bn.gamma.shape
+        bn.moving_mean.assign(rng.normal(size=d))
+        bn.moving_variance.assign(rng.uniform(0.2, 3.0, d))
