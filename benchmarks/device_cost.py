@@ -2,7 +2,11 @@
 
 Usage::
 
-    python benchmarks/device_cost.py [--targets m4 m55] [--inputs 2]
+    python benchmarks/device_cost.py [--targets m4 m55] [--inputs 2] [--models LABEL ...]
+    # the batch-norm Transformers (benchmarks/results/device_cost_batch_norm.json):
+    python benchmarks/device_cost.py --models "conformer light batch-norm" \
+        "conv_transformer light batch-norm" "speechformer light batch-norm" \
+        --out benchmarks/results/device_cost_batch_norm.json
 
 Needs the firmware tools and trees (``keras-hrf check --device`` says what is missing):
 ``KERAS_HRF_TFLM_TREE`` / ``KERAS_HRF_TFLM_TREE_CORTEX_M``, ``arm-none-eabi-g++``,

@@ -30,6 +30,7 @@ VALUES = {
     "ema": ("0.99", 0.99),
     "selection": ("last", "last"),
     "patience": ("4", 4),
+    "norm_anneal": ("0.5", 0.5),
     "class_balance": ("none", "none"),
     "teacher": (["runs/a", "runs/b"], ("runs/a", "runs/b")),
     "kd_weight": ("0.5", 0.5),
