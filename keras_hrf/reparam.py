@@ -280,11 +280,18 @@ def _consumers(layer) -> list:
     return [node.operation for node in layer._outbound_nodes]
 
 
-def _foldable_dense(bn) -> list[keras.layers.Dense] | None:
+def _transparent(layer) -> bool:
+    if isinstance(layer, keras.layers.GlobalAveragePooling1D):
+        return layer.data_format == "channels_last"  # else it averages the channels
+    return isinstance(layer, _AFFINE_TRANSPARENT)
+
+
+def _foldable_dense(bn, outputs: set[int]) -> list[keras.layers.Dense] | None:
     """The ``Dense`` layers that every path out of ``bn`` ends in (through
-    :data:`_AFFINE_TRANSPARENT` layers), or ``None`` where some path ends elsewhere."""
+    :data:`_AFFINE_TRANSPARENT` layers), or ``None`` where some path ends elsewhere or passes
+    a layer whose output is a model output (``outputs``: ids of those layers)."""
     found, frontier = [], _consumers(bn)
-    if not frontier:
+    if not frontier or id(bn) in outputs:
         return None
     while frontier:
         layer = frontier.pop()
@@ -292,10 +299,8 @@ def _foldable_dense(bn) -> list[keras.layers.Dense] | None:
             return None
         if type(layer) is keras.layers.Dense:
             found.append(layer)
-        elif isinstance(layer, _AFFINE_TRANSPARENT):
+        elif _transparent(layer) and id(layer) not in outputs and _consumers(layer):
             frontier.extend(_consumers(layer))
-            if not _consumers(layer):
-                return None  # a model output
         else:
             return None
     return found
@@ -314,8 +319,10 @@ def fold_batch_norms_forward(model: keras.Model) -> keras.Model:
     :class:`~keras_hrf.layers.FoldedAway` of the same name (no TFLite op) and each Dense it
     reaches, directly or through Dropout / GlobalAveragePooling1D (which commute with a
     per-channel affine map), gets the folded weights, multiplied out in float64. A
-    BatchNormalization with any other consumer, or a model output, is left alone. The
-    converter calls it by default (:func:`keras_hrf.export.converter.device_graph`).
+    BatchNormalization with any other consumer, one on a path that is also a model output,
+    one called with a mask and those inside nested models are left alone. The converter calls
+    it by default (:func:`keras_hrf.export.converter.device_graph`), and so does QAT
+    fine-tuning (:func:`keras_hrf.training.fine_tune`), which must tune the folded kernels.
 
     Args:
         model: A functional (or Sequential) model, HRF layers merged.
@@ -326,13 +333,18 @@ def fold_batch_norms_forward(model: keras.Model) -> keras.Model:
     """
     folds: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # Dense name -> (s, t) of its input
     batch_norms = set()
-    for layer in _walk(model):
+    # Top-level layers only: rewrite replaces by name at every level of nested models.
+    outputs = {id(t._keras_history.operation) for t in model.outputs}
+    for layer in model.layers:
         if type(layer) is not keras.layers.BatchNormalization or len(layer._inbound_nodes) != 1:
             continue
-        rank = len(layer.input.shape)
+        node = layer._inbound_nodes[0]
+        if len(node.input_tensors) != 1 or node.arguments.kwargs.get("mask") is not None:
+            continue  # called with a mask: leave it to the converter as it is
+        rank = len(node.input_tensors[0].shape)
         if layer.axis not in (-1, rank - 1):
             continue
-        dense = _foldable_dense(layer)
+        dense = _foldable_dense(layer, outputs)
         if not dense or any(d.name in folds for d in dense):
             continue
         var = np.asarray(layer.moving_variance, "float64")
@@ -347,14 +359,14 @@ def fold_batch_norms_forward(model: keras.Model) -> keras.Model:
         return model
 
     def replace(layer):
-        if layer.name in batch_norms:
+        if layer.name in batch_norms and isinstance(layer, keras.layers.BatchNormalization):
             return FoldedAway(name=layer.name, dtype=layer.dtype_policy.name)
         if layer.name in folds:
             return keras.layers.Dense.from_config({**layer.get_config(), "use_bias": True})
         return None
 
     def weights(layer):
-        if layer.name in batch_norms:
+        if isinstance(layer, keras.layers.BatchNormalization):
             return {}
         s, t = folds[layer.name]
         kernel = np.asarray(layer.kernel, "float64")

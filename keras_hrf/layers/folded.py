@@ -15,6 +15,10 @@ class FoldedAway(keras.layers.Layer):
     (``training``, ``mask``), which a cloned graph passes on.
     """
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
     def call(self, inputs, training=None, mask=None):
         return inputs
 

@@ -31,8 +31,9 @@ BN_MOMENTUM = 0.9
 
 
 def batch_norm(name: str) -> keras.layers.BatchNormalization:
-    """A ``BatchNormalization`` with :data:`BN_MOMENTUM` (folded into the conv before it at
-    conversion)."""
+    """A ``BatchNormalization`` with :data:`BN_MOMENTUM`: folded at conversion into the
+    convolution before it (the TFLite converter) or into the Dense layers after it
+    (:func:`keras_hrf.reparam.fold_batch_norms_forward`, a pre-norm block's)."""
     return keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)
 
 
@@ -148,7 +149,7 @@ def transformer_block(
     activation: str = "relu",
     window: int | None = None,
 ):
-    """A Transformer encoder block (self-attention + FFN, residuals, LayerNorm).
+    """A Transformer encoder block (self-attention + FFN, residuals, normalisation).
 
     Args:
         norm: ``"post"`` (``LN(x + f(x))``, the original Transformer), ``"pre"``

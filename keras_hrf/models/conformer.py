@@ -109,9 +109,11 @@ def build_graph(
 
     ``norm`` is that of the five normalisations of a block: ``"layer"`` (:class:`LayerNorm`, per
     frame, as in the paper) or ``"batch"`` (BatchNormalization over batch and time with the
-    moving statistics at inference: every one of them feeds only Dense layers, into which the
-    converter folds it, :func:`keras_hrf.reparam.fold_batch_norms_forward`, so the deployed
-    graph has no normalisation op at all), or ``"layer_to_batch"``
+    moving statistics at inference: the converter folds each one that feeds only Dense layers
+    into them, :func:`keras_hrf.reparam.fold_batch_norms_forward`; in a one-block model such as
+    the light preset that is all five, so its deployed graph has no normalisation op, while in
+    deeper ones a block's output norm also feeds the next block's residual and stays a MUL and
+    an ADD), or ``"layer_to_batch"``
     (:class:`~keras_hrf.layers.LayerToBatchNorm`: trains as LayerNorm, annealed to the
     BatchNormalization that is deployed, as ``"batch"``; ``TrainConfig.norm_anneal``).
     """

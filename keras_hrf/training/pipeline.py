@@ -207,11 +207,22 @@ class ValidationUA(keras.callbacks.Callback):
     or, with ``select_best=False``, leaves the last weights (and never stops early).
 
     Place it after ``keras.callbacks.SwapEMAWeights(swap_on_epoch=True)``: it then validates
-    (and keeps) the moving-average weights.
+    (and keeps) the moving-average weights. Epochs before ``select_from`` (0-based) are
+    validated but neither kept nor counted towards ``patience`` (a LayerNorm -> BatchNorm
+    annealing still running, :class:`NormAnnealing`: only its final form is deployable).
     """
 
-    def __init__(self, x_val, y_val, patience: int, progress, select_best: bool = True):
+    def __init__(
+        self,
+        x_val,
+        y_val,
+        patience: int,
+        progress,
+        select_best: bool = True,
+        select_from: int = 0,
+    ):
         super().__init__()
+        self.select_from = int(select_from)
         self.x_val, self.y_val = x_val, y_val
         self.patience = patience if select_best else 0
         self.select_best = select_best
@@ -230,6 +241,8 @@ class ValidationUA(keras.callbacks.Callback):
         logs["lr"] = float(keras.ops.convert_to_numpy(lr))
         if not self.select_best:
             self.best, self.best_epoch = max(self.best, ua), epoch  # the kept epoch is the last
+        elif epoch < self.select_from:
+            pass
         elif ua > self.best:
             self.best, self.best_epoch, self.wait = ua, epoch, 0
             self.best_weights = self.model.get_weights()
@@ -256,7 +269,9 @@ class NormAnnealing(keras.callbacks.Callback):
 
     ``mix`` is set before each training batch to ``max(0, 1 - step / steps)`` (step 0 first),
     so the last of those steps trains with the LayerNorm share at ``1 / steps`` and every later
-    one as pure BatchNormalization; training ends at exactly 0 however many steps ran.
+    one as pure BatchNormalization; ``mix`` is set to 0 when training ends, however many steps
+    ran (with ``selection="best"`` the trainer keeps only epochs after the annealing, which
+    :class:`ValidationUA` then restores).
     """
 
     def __init__(self, layers, steps: int):

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from keras_hrf import graph
+from keras_hrf import graph, reparam
 from keras_hrf.quantization import qat
 from keras_hrf.training.pipeline import Augmentation, ValidationUA, train_dataset
 
@@ -92,6 +92,9 @@ def fine_tune(
     config = config or QATConfig()
     keras.utils.set_random_seed(config.seed)
     num_classes = int(model.output_shape[-1])
+    # Tune the graph that is deployed: BatchNorms the converter folds into the Dense after them
+    # are folded first (their output is no int8 tensor; the kernel diag(s) W is quantized).
+    model = reparam.fold_batch_norms_forward(reparam.finish_layer_to_batch_norms(model))
     if calibration_data is None:
         rng = np.random.default_rng(config.seed)
         calibration_data = x_train[np.sort(rng.choice(len(x_train), min(200, len(x_train)), False))]

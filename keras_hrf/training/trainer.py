@@ -169,18 +169,23 @@ def fit(
         unit="epoch",
         disable=not progress,
     )
-    ua_cb = ValidationUA(x_val, y_val, config.patience, bar, select_best=config.selection == "best")
+    progressive = [la for la in model._flatten_layers() if isinstance(la, LayerToBatchNorm)]
+    anneal_steps = round(config.norm_anneal * steps * config.epochs)
+    ua_cb = ValidationUA(
+        x_val,
+        y_val,
+        config.patience,
+        bar,
+        select_best=config.selection == "best",
+        # Only weights whose LayerToBatchNorms have become BatchNorms can be kept.
+        select_from=math.ceil(anneal_steps / steps) if progressive else 0,
+    )
     # With EMA the averaged weights are swapped in at every epoch end: validated, kept, and in
     # the model when training ends (so merged and exported).
     swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if decay else []
     # LayerNorm -> BatchNorm annealing first, so that a "best" selection restores the mix of
     # the epoch it validated.
-    progressive = [la for la in model._flatten_layers() if isinstance(la, LayerToBatchNorm)]
-    anneal = (
-        [NormAnnealing(progressive, round(config.norm_anneal * steps * config.epochs))]
-        if progressive
-        else []
-    )
+    anneal = [NormAnnealing(progressive, anneal_steps)] if progressive else []
     with bar:
         hist = model.fit(
             ds,

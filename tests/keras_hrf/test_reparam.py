@@ -209,6 +209,13 @@ def test_batch_norms_that_feed_only_dense_layers_fold_into_them():
     for want, got in zip(model.predict(data, verbose=0), folded.predict(data, verbose=0)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     assert reparam.fold_batch_norms_forward(folded) is folded  # nothing left to fold
+    # Left alone: a BatchNorm that is also a model output, and one before a pool over channels.
+    out_bn = keras.layers.BatchNormalization(name="out_bn")(x)
+    first = keras.layers.GlobalAveragePooling1D(data_format="channels_first")(
+        keras.layers.BatchNormalization(name="bn_cf")(x)
+    )
+    two = keras.Model(x, [out_bn, keras.layers.Dense(2)(out_bn), keras.layers.Dense(2)(first)])
+    assert reparam.fold_batch_norms_forward(two) is two
 
 
 @pytest.mark.parametrize(

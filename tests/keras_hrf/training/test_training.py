@@ -244,3 +244,22 @@ def test_ema_decay_is_capped_to_a_quarter_of_a_short_run():
     assert ema_decay(0.998, 120) == pytest.approx(1 - 4 / 120)  # the quick demo
     assert 1 / (1 - ema_decay(0.999, 400)) == pytest.approx(100)
     assert ema_decay(0.0, 10) == 0.0 and ema_decay(0.998, 2) == 0.0
+
+
+def test_validation_selects_no_epoch_before_select_from():
+    import keras
+
+    from keras_hrf.training.pipeline import ValidationUA
+
+    inp = keras.Input((3,))
+    model = keras.Model(inp, keras.layers.Dense(2)(inp))
+    model.compile(optimizer="adam", loss="mse")
+    x, y = np.zeros((4, 3), "float32"), np.array([0, 1, 0, 1])
+    cb = ValidationUA(x, y, patience=2, progress=None, select_from=2)
+    cb.set_model(model)
+    for epoch in range(4):  # the same UA every epoch: the first selectable one is kept
+        cb.on_epoch_end(epoch, {})
+        assert not model.stop_training  # patience counts from select_from on
+        if epoch < 2:
+            assert cb.best_weights is None
+    assert cb.best_epoch == 2
