@@ -331,9 +331,10 @@ def fold_batch_norms_forward(model: keras.Model) -> keras.Model:
         A new model computing the same function (up to float rounding); the input model is left
         untouched. A model with nothing to fold is returned as it is.
     """
-    folds: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # Dense name -> (s, t) of its input
-    batch_norms = set()
-    # Top-level layers only: rewrite replaces by name at every level of nested models.
+    # Keyed by the layer objects' ids: rewrite also visits the layers of nested models, one of
+    # which may share a name with a top-level layer (only top-level ones are folded).
+    folds: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # id(Dense) -> (s, t) of its input
+    batch_norms: set[int] = set()
     outputs = {id(t._keras_history.operation) for t in model.outputs}
     for layer in model.layers:
         if type(layer) is not keras.layers.BatchNormalization or len(layer._inbound_nodes) != 1:
@@ -345,7 +346,7 @@ def fold_batch_norms_forward(model: keras.Model) -> keras.Model:
         if layer.axis not in (-1, rank - 1):
             continue
         dense = _foldable_dense(layer, outputs)
-        if not dense or any(d.name in folds for d in dense):
+        if not dense or any(id(d) in folds for d in dense):
             continue
         var = np.asarray(layer.moving_variance, "float64")
         mean = np.asarray(layer.moving_mean, "float64")
@@ -353,22 +354,22 @@ def fold_batch_norms_forward(model: keras.Model) -> keras.Model:
         beta = np.asarray(layer.beta, "float64") if layer.center else np.zeros_like(var)
         s = gamma / np.sqrt(var + layer.epsilon)
         for d in dense:
-            folds[d.name] = (s, beta - mean * s)
-        batch_norms.add(layer.name)
+            folds[id(d)] = (s, beta - mean * s)
+        batch_norms.add(id(layer))
     if not folds:
         return model
 
     def replace(layer):
-        if layer.name in batch_norms and isinstance(layer, keras.layers.BatchNormalization):
+        if id(layer) in batch_norms:
             return FoldedAway(name=layer.name, dtype=layer.dtype_policy.name)
-        if layer.name in folds:
+        if id(layer) in folds:
             return keras.layers.Dense.from_config({**layer.get_config(), "use_bias": True})
         return None
 
     def weights(layer):
-        if isinstance(layer, keras.layers.BatchNormalization):
+        if id(layer) in batch_norms:
             return {}
-        s, t = folds[layer.name]
+        s, t = folds[id(layer)]
         kernel = np.asarray(layer.kernel, "float64")
         bias = np.asarray(layer.bias, "float64") if layer.use_bias else 0.0
         return {

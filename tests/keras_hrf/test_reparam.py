@@ -216,6 +216,19 @@ def test_batch_norms_that_feed_only_dense_layers_fold_into_them():
     )
     two = keras.Model(x, [out_bn, keras.layers.Dense(2)(out_bn), keras.layers.Dense(2)(first)])
     assert reparam.fold_batch_norms_forward(two) is two
+    # A nested model's layers are not folded, even where one shares a folded layer's name.
+    inner_in = keras.Input((12, 6))
+    inner_bn = keras.layers.BatchNormalization(name="bn")(inner_in)
+    inner = keras.Model(inner_in, keras.layers.Add()([inner_bn, inner_in]), name="inner")
+    outer_bn = keras.layers.BatchNormalization(name="bn")(x)
+    nested = keras.Model(x, [keras.layers.Dense(3, name="q")(outer_bn), inner(x)])
+    _random_batch_norm_statistics(nested)
+    _random_batch_norm_statistics(inner, seed=4)
+    folded = reparam.fold_batch_norms_forward(nested)
+    assert type(folded.get_layer("bn")) is FoldedAway
+    assert type(folded.get_layer("inner").get_layer("bn")) is keras.layers.BatchNormalization
+    for want, got in zip(nested.predict(data, verbose=0), folded.predict(data, verbose=0)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(
