@@ -38,9 +38,11 @@ def _model(kind: str, frames: int, bands: int):
     if kind == "conv":
         h = keras.layers.Reshape((FRAMES, 1, 48))(h)
     for i, units in enumerate(WIDTHS):
-        layer = keras.layers.Conv2D(units, 1) if kind == "conv" else keras.layers.Dense(units)
-        h = layer.__class__.from_config({**layer.get_config(), "activation": "relu",
-                                         "name": f"linear{i}"})(h)  # fmt: skip
+        kw = {"activation": "relu", "name": f"linear{i}"}
+        if kind == "conv":
+            h = keras.layers.Conv2D(units, 1, **kw)(h)
+        else:
+            h = keras.layers.Dense(units, **kw)(h)
     if kind == "conv":
         h = keras.layers.Reshape((FRAMES, 48))(h)
     h = keras.layers.GlobalAveragePooling1D()(h)

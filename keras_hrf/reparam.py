@@ -320,9 +320,8 @@ def fold_batch_norms_forward(model: keras.Model) -> keras.Model:
     reaches, directly or through Dropout / GlobalAveragePooling1D (which commute with a
     per-channel affine map), gets the folded weights, multiplied out in float64. A
     BatchNormalization with any other consumer, one on a path that is also a model output,
-    one called with a mask and those inside nested models are left alone. The converter calls
-    it by default (:func:`keras_hrf.export.converter.device_graph`), and so does QAT
-    fine-tuning (:func:`keras_hrf.training.fine_tune`), which must tune the folded kernels.
+    one called with a mask and those inside nested models are left alone. Part of
+    :func:`fold_normalizations`, which the converter and QAT fine-tuning call.
 
     Args:
         model: A functional (or Sequential) model, HRF layers merged.
@@ -385,8 +384,8 @@ def finish_layer_to_batch_norms(model: keras.Model) -> keras.Model:
     (``mix == 0``) as the BatchNormalization it has become (same name and function).
 
     One still mixing in its LayerNorm is left as it is (it converts as both normalisations).
-    The converter calls it by default, before :func:`fold_batch_norms_forward` folds the
-    BatchNormalizations away (:func:`keras_hrf.export.converter.device_graph`).
+    :func:`fold_normalizations` calls it before :func:`fold_batch_norms_forward` folds the
+    BatchNormalizations away.
 
     Returns:
         A new model; the input model is left untouched. A model with nothing to replace is
@@ -394,7 +393,7 @@ def finish_layer_to_batch_norms(model: keras.Model) -> keras.Model:
     """
 
     def finished(layer) -> bool:
-        return isinstance(layer, LayerToBatchNorm) and float(np.asarray(layer.mix)) == 0.0
+        return isinstance(layer, LayerToBatchNorm) and layer.annealed
 
     if not any(finished(layer) for layer in _walk(model)):
         return model
@@ -403,3 +402,16 @@ def finish_layer_to_batch_norms(model: keras.Model) -> keras.Model:
         lambda layer: layer.to_batch_norm() if finished(layer) else None,
         weights_for=lambda layer: layer.batch_norm_weights(),
     )
+
+
+def fold_normalizations(model: keras.Model) -> keras.Model:
+    """:func:`finish_layer_to_batch_norms`, then :func:`fold_batch_norms_forward`: the model's
+    normalisations as the device runs them (none, where they all feed Dense layers). The
+    converter calls it by default (:func:`keras_hrf.export.converter.device_graph`), and so
+    does QAT fine-tuning (:func:`keras_hrf.training.fine_tune`), which must tune the folded
+    kernels.
+
+    Returns:
+        ``model`` itself when nothing is rewritten, else a new model.
+    """
+    return fold_batch_norms_forward(finish_layer_to_batch_norms(model))

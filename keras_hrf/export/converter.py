@@ -215,8 +215,7 @@ def device_graph(
 ) -> keras.Model:
     """The graph rewrites the int8 conversion applies before converting (each keeps the float
     function and the weights; see :func:`convert`):
-    :func:`keras_hrf.reparam.finish_layer_to_batch_norms` and
-    :func:`keras_hrf.reparam.fold_batch_norms_forward` (always: they only remove ops), then
+    :func:`keras_hrf.reparam.fold_normalizations` (always: it only removes ops), then
     :func:`keras_hrf.reparam.space_to_depth_convs` and
     :func:`keras_hrf.reparam.one_channel_convs_to_depthwise`. Whatever rebuilds the int8
     model (the quantization debugger of :mod:`keras_hrf.export.quant_report`) applies them too.
@@ -224,7 +223,7 @@ def device_graph(
     Returns:
         ``model`` itself when nothing is rewritten, else a new model.
     """
-    model = reparam.fold_batch_norms_forward(reparam.finish_layer_to_batch_norms(model))
+    model = reparam.fold_normalizations(model)
     if space_to_depth:
         model = reparam.space_to_depth_convs(model)
     if one_channel_depthwise:

@@ -49,14 +49,19 @@ class LayerToBatchNorm(keras.layers.Layer):
         bn = self.batch_norm(x, training=training)
         return self.mix * self.layer_norm(x) + (1.0 - self.mix) * bn
 
+    @property
+    def annealed(self) -> bool:
+        """Whether ``mix`` is 0: the layer is its BatchNormalization alone."""
+        return float(keras.ops.convert_to_numpy(self.mix)) == 0.0
+
     def to_batch_norm(self) -> keras.layers.BatchNormalization:
         """The BatchNormalization the layer has become (same name, weights copied).
 
         Raises:
             ValueError: ``mix`` is not 0 yet: the layer still computes part of a LayerNorm.
         """
-        mix = float(keras.ops.convert_to_numpy(self.mix))
-        if mix != 0.0:
+        if not self.annealed:
+            mix = float(keras.ops.convert_to_numpy(self.mix))
             raise ValueError(
                 f"LayerToBatchNorm {self.name!r} still mixes in {mix:.3g} of its LayerNorm: "
                 "train to the end of the annealing (TrainConfig.norm_anneal) before deploying"

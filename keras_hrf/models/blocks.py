@@ -124,12 +124,21 @@ def self_attention(
     return linear(d_model, "attention", hrf, f"{name}_out")(ctx)
 
 
-def _pre_norm(norm: str, name: str) -> keras.layers.Layer:
-    if norm == "pre":
+#: Kinds of normalisation layer (:func:`normalization`).
+NORMS = ("layer", "batch", "layer_to_batch")
+
+
+def normalization(kind: str, name: str) -> keras.layers.Layer:
+    """A normalisation over the last axis: ``"layer"`` (:class:`LayerNorm`), ``"batch"``
+    (:func:`batch_norm`) or ``"layer_to_batch"`` (:class:`LayerToBatchNorm`, annealed from the
+    first to the second while training)."""
+    if kind == "layer":
         return LayerNorm(name=name)
-    if norm == "batch":
+    if kind == "batch":
         return batch_norm(name)
-    return LayerToBatchNorm(momentum=BN_MOMENTUM, name=name)
+    if kind == "layer_to_batch":
+        return LayerToBatchNorm(momentum=BN_MOMENTUM, name=name)
+    raise ValueError(f"norm must be one of {NORMS}, got {kind!r}")
 
 
 #: Placements / kinds of a Transformer block's normalisation (``norm=`` of
@@ -168,7 +177,8 @@ def transformer_block(
 
     def sublayer(t, fn, tag):
         if norm != "post":
-            y = fn(_pre_norm(norm, f"{name}_{tag}_norm")(t))
+            kind = "layer" if norm == "pre" else norm
+            y = fn(normalization(kind, f"{name}_{tag}_norm")(t))
             return keras.layers.Add(name=f"{name}_{tag}_add")([t, drop(y, tag)])
         y = fn(t)
         t = keras.layers.Add(name=f"{name}_{tag}_add")([t, drop(y, tag)])

@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import keras
 
-from keras_hrf.layers import GLU, LayerNorm, LayerToBatchNorm
+from keras_hrf.layers import GLU
 from keras_hrf.models.blocks import (
-    BN_MOMENTUM,
+    NORMS,
     batch_norm,
     classifier_head,
     feed_forward,
     linear,
+    normalization,
     self_attention,
     subsampling,
 )
 from keras_hrf.models.hrf_config import HRFConfig
-
-#: Normalisations of a block (``norm=``).
-NORMS = ("layer", "batch", "layer_to_batch")
 
 PRESETS = {
     # Sized for models.BUDGETS: one block, as a Conformer block is ~80 TFLite ops (five
@@ -122,11 +120,6 @@ def build_graph(
     if norm not in NORMS:
         raise ValueError(f"conformer norm must be one of {NORMS}, got {norm!r}")
 
-    def normalise(t, name):
-        if norm == "layer_to_batch":
-            return LayerToBatchNorm(momentum=BN_MOMENTUM, name=name)(t)
-        return (LayerNorm(name=name) if norm == "layer" else batch_norm(name))(t)
-
     x = subsampling(
         inputs,
         d_model,
@@ -149,7 +142,7 @@ def build_graph(
     for b in range(num_blocks):
         n = f"block{b}"
         for tag, kind in (("ffn1", "ffn"), ("mhsa", "mhsa"), ("conv", "conv"), ("ffn2", "ffn")):
-            h = normalise(x, f"{n}_{tag}_norm")
+            h = normalization(norm, f"{n}_{tag}_norm")(x)
             if kind == "ffn":
                 h = feed_forward(
                     h, d_model, ffn_dim, hrf, f"{n}_{tag}", activation=activation, dropout=dropout
@@ -169,5 +162,5 @@ def build_graph(
                     activation=activation,
                 )
                 x = residual(x, h, f"{n}_{tag}")
-        x = normalise(x, f"{n}_out_norm")
+        x = normalization(norm, f"{n}_out_norm")(x)
     return classifier_head(x, num_classes)

@@ -94,7 +94,7 @@ def fine_tune(
     num_classes = int(model.output_shape[-1])
     # Tune the graph that is deployed: BatchNorms the converter folds into the Dense after them
     # are folded first (their output is no int8 tensor; the kernel diag(s) W is quantized).
-    model = reparam.fold_batch_norms_forward(reparam.finish_layer_to_batch_norms(model))
+    model = reparam.fold_normalizations(model)
     if calibration_data is None:
         rng = np.random.default_rng(config.seed)
         calibration_data = x_train[np.sort(rng.choice(len(x_train), min(200, len(x_train)), False))]
