@@ -37,6 +37,8 @@ setup(
     extras_require={
         "test": [
             "pytest>=8",
+            # One worker per core, a test file per worker (pyproject's addopts).
+            "pytest-xdist>=3.5,<4",
             "ruff>=0.6",
             "nbclient>=0.10",
             "nbformat>=5.10",
