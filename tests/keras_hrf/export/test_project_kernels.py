@@ -28,6 +28,8 @@ from keras_hrf.device.runtimes import run_tflm
 from keras_hrf.export import csource, flatbuffer, min_tflm_arena
 
 FRAMES = 24  # a short input: 24 x 64 (= 1,536) values per wide tensor, ~9,000 outputs
+#: The ops of the layout model that the project's kernels run (where the layout suits them).
+OWN = ("ADD", "SUB", "MUL", "MEAN", "DEPTHWISE_CONV_2D")
 
 
 def _layout_model(n_mels: int) -> keras.Model:
@@ -58,15 +60,23 @@ def _layout_model(n_mels: int) -> keras.Model:
     mid_add = blocks + mid_mean  # a broadcast over a middle axis: TFLM's kernels
     mid_mul = blocks * mid_mean
     mid_sub = blocks - mid_mean
+    # Convolutions of one channel (the converter writes them as DEPTHWISE_CONV_2D with a
+    # channel multiplier): a 3 x 3 stem at stride 2 ("same": padding on every border) and a
+    # 3 x 2 one into 8 channels (stride 1, "same": the extra column of padding on one side);
+    # and a depthwise convolution over 4 channels (the stock kernel's layout).
+    image = keras.layers.Reshape((FRAMES, n_mels, 1))(inp)
+    stem = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="stem")(image)
+    stem8 = keras.layers.Conv2D(8, (3, 2), padding="same", name="stem8")(image)
+    depthwise = keras.layers.DepthwiseConv2D(3, padding="same", name="depthwise")(stem)
     over_time = ops.mean(residual, axis=1)  # MEAN over time (a global pool)
     non_adjacent = ops.mean(blocks, axis=[1, 3])  # TFLM's MEAN
     small = over_time + ops.mean(wide, axis=1)  # ADD of the same shapes, 64 values
     parts = [centred_narrow, centred, normed, scaled, residual, mid_add, mid_mul, mid_sub]
-    parts += [positioned, row_scaled, lifted, column_sub, halved]
+    parts += [positioned, row_scaled, lifted, column_sub, halved, stem, stem8, depthwise]
     parts = [keras.layers.Flatten()(p) for p in parts] + [over_time, non_adjacent, small]
     # TFLM's CONCATENATION takes <= 10 inputs
-    first, second = (keras.layers.Concatenate()(chunk) for chunk in (parts[:8], parts[8:]))
-    return keras.Model(inp, keras.layers.Concatenate()([first, second]))
+    chunks = [keras.layers.Concatenate()(parts[i : i + 8]) for i in range(0, len(parts), 8)]
+    return keras.Model(inp, keras.layers.Concatenate()(chunks))
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +107,9 @@ def layout_export(corpus, tmp_path_factory):
 
 def test_the_layout_model_uses_the_project_kernels(layout_export):
     info = layout_export["info"]
-    assert {"ADD", "SUB", "MUL", "MEAN"} <= set(info.int8_ops)
+    assert set(OWN) <= set(info.int8_ops)
     resolver = (layout_export["result"].out_dir / "op_resolver.h").read_text()
-    for op in ("ADD", "SUB", "MUL", "MEAN"):
+    for op in OWN:
         assert f"{csource.PROJECT_KERNELS[op][0]}()" in resolver
     # The layouts are there: broadcasts per row, per column and over a middle axis.
     seen = {
@@ -115,6 +125,14 @@ def test_the_layout_model_uses_the_project_kernels(layout_export):
     assert ("ADD", ((1, FRAMES, 64), (FRAMES, 64))) in seen
     assert ("ADD", ((1, FRAMES, 1), (1, FRAMES, 64))) in seen  # the broadcast operand first
     assert ("SUB", ((1, FRAMES, 64), (1, 1, 64))) in seen
+    # (input shape, filter shape) of the depthwise convolutions: the two over one channel (the
+    # project's kernel) and the one over four channels (handed to TFLM's).
+    depthwise = {s[:2] for n, s in seen if n == "DEPTHWISE_CONV_2D"}
+    assert depthwise == {
+        ((1, FRAMES, 64, 1), (1, 3, 3, 4)),
+        ((1, FRAMES, 64, 1), (1, 3, 2, 8)),
+        ((1, FRAMES // 2, 32, 4), (1, 3, 3, 4)),
+    }
 
 
 @pytest.mark.parametrize("target", ["host", "m4"])
@@ -127,4 +145,4 @@ def test_project_kernels_match_tflms_reference_kernels_on_every_layout(layout_ex
     run = firmware.run_harness(e["result"].out_dir, e["inputs"], target, trees=trees)
     np.testing.assert_array_equal(run.outputs, e["reference"].reshape(run.outputs.shape))
     if target != "host":  # profiled under QEMU: the kernels ran
-        assert {"ADD", "SUB", "MUL", "MEAN"} <= set(run.op_instructions())
+        assert set(OWN) <= set(run.op_instructions())
