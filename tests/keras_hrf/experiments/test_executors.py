@@ -10,10 +10,12 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,11 +47,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
+def ray_cluster():
     """``HOST:PORT`` of a two-node Ray cluster on loopback (one CPU per node)."""
     port = _free_port()
-    tmp = tmp_path_factory.mktemp("ray")
-    # Ray's token authentication with a token of this cluster's own, for the nodes, the
+    # A short folder of its own, not pytest's: Ray puts its Unix sockets under it, and a socket
+    # path may not exceed 107 bytes (pytest-xdist's /tmp/pytest-of-USER/pytest-N/popen-gwK/...
+    # plus Ray's session_DATE_TIME_PID/sockets/plasma_store.1 did).
+    tmp = Path(tempfile.mkdtemp(prefix="ray-"))
+    # Ray's token authentication with a token of the tests' own (_AUTH_TOKEN), for the nodes, the
     # drivers started by the tests and this process: a user's ~/.ray/auth_token would otherwise
     # switch the head to token mode and leave the second node without the token.
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": _AUTH_TOKEN}
@@ -61,18 +66,18 @@ def ray_cluster(tmp_path_factory):
     common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
     head = [RAY, "start", "--head", "--port", str(port), "--include-dashboard=false"]
     head += ["--temp-dir", str(tmp)]
+
+    def ray_cli(*args):
+        proc = subprocess.run(args, env=env, timeout=180, capture_output=True, text=True)
+        assert proc.returncode == 0, f"{' '.join(args)}:\n{(proc.stdout + proc.stderr)[-3000:]}"
+
     try:
-        subprocess.run(head + common, check=True, env=env, timeout=180, capture_output=True)
-        subprocess.run(
-            [RAY, "start", "--address", f"127.0.0.1:{port}", *common],
-            check=True,
-            env=env,
-            timeout=180,
-            capture_output=True,
-        )
+        ray_cli(*head, *common)
+        ray_cli(RAY, "start", "--address", f"127.0.0.1:{port}", *common)
         yield f"127.0.0.1:{port}"
     finally:
         subprocess.run([RAY, "stop", "--force"], env=env, timeout=180, capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
