@@ -34,12 +34,6 @@ RAY = str(Path(sys.executable).parent / "ray")
 TIMEOUT = 600
 
 
-#: The token of every cluster this process starts. Ray loads its token once per process, and
-#: pytest-xdist may tear a module fixture down between two batches of the module's tests and set
-#: it up again: a second cluster with a token of its own would refuse this process's drivers.
-_AUTH_TOKEN = secrets.token_hex(32)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -54,10 +48,10 @@ def ray_cluster():
     # path may not exceed 107 bytes (pytest-xdist's /tmp/pytest-of-USER/pytest-N/popen-gwK/...
     # plus Ray's session_DATE_TIME_PID/sockets/plasma_store.1 did).
     tmp = Path(tempfile.mkdtemp(prefix="ray-"))
-    # Ray's token authentication with a token of the tests' own (_AUTH_TOKEN), for the nodes, the
+    # Ray's token authentication with a token of this cluster's own, for the nodes, the
     # drivers started by the tests and this process: a user's ~/.ray/auth_token would otherwise
     # switch the head to token mode and leave the second node without the token.
-    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": _AUTH_TOKEN}
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     saved = {k: os.environ.get(k) for k in auth}
     os.environ.update(auth)
     import ray  # noqa: F401  (fails, not skips, without the extra; after the token: Ray reads it once)
