@@ -703,8 +703,8 @@ namespace keras_hrf {
 // order does not matter), requantization and clamp, four output channels per pass with their
 // accumulators in registers and each input value loaded once per pass; padding skips the taps
 // outside the input as the reference does. CMSIS-NN's channel-multiplier loop spends 113
-// Cortex-M4 instructions per output on the light Transformers' 3 x 3 stem, this one 66 (its
-// requantization, TFLite's double rounding, is about half of them). Other layouts (more
+// Cortex-M4 instructions per output on the light Transformers' 3 x 3 stem, this one 66 (by its
+// disassembly about half of them requantize: TFLite's double rounding). Other layouts (more
 // input channels, dilation, a multiplier not divisible by 4) go to TFLM's kernel, and so does
 // everything on Cortex-M55, where CMSIS-NN runs this layout as an MVE convolution.
 inline TfLiteStatus DepthwiseOneChannelEval(TfLiteContext* context, TfLiteNode* node) {
