@@ -39,6 +39,8 @@ setup(
             "pytest>=8",
             # One worker per core, a test file per worker (pyproject's addopts).
             "pytest-xdist>=3.5,<4",
+            # Session fixtures built once for all the workers (tests/support/shared.py).
+            "filelock>=3.12",
             "ruff>=0.6",
             "nbclient>=0.10",
             "nbformat>=5.10",
