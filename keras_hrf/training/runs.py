@@ -10,7 +10,7 @@ A run folder (written by :func:`save_run`) holds::
     confusion.png        test confusion matrix
     curves.png           training curves
     config.json          TrainConfig + labels + feature parameters + normaliser + split speakers
-                         + data (corpora and label selection)
+                         + data (corpora and label selection) + environment (versions, CPU)
     representative.npy   normalised training examples for int8 calibration
     teacher_logits.npy   the teachers' logits per training example (distilled runs only)
     device/              int8 artefacts (keras_hrf.export.runs adds them)
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import platform
 from collections.abc import Callable
 from pathlib import Path
 
@@ -64,6 +65,34 @@ class LoadedRun:
         return self.deployed if self.deployed is not None else self.merged
 
 
+def environment() -> dict[str, str]:
+    """What a run's numbers depend on beyond its config: the library versions and the CPU.
+
+    The same seed gives the same weights on one machine and software stack; another
+    TensorFlow build or CPU (oneDNN picks kernels by instruction set) changes float sums in
+    the last digits, and 100 epochs amplify that into a different run (measured: a RAVDESS
+    ds_cnn run retrained elsewhere ended 7 UA points away from the committed one).
+    """
+    import tensorflow as tf
+
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next(
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu
+            )
+    except OSError:
+        pass
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "cpu": cpu,
+    }
+
+
 def save_run(result: RunResult, out_dir: str | Path, *, extra: RunExtra | None = None) -> Path:
     """Write a run folder for ``result``; atomically (a temp folder renamed into place).
 
@@ -99,6 +128,7 @@ def save_run(result: RunResult, out_dir: str | Path, *, extra: RunExtra | None =
                 "normalizer": result.normalizer.to_dict(),
                 **({"split": split_speakers(result.split)} if result.split is not None else {}),
                 **({"data": result.data} if result.data is not None else {}),
+                "environment": environment(),
             },
         )
         title = f"{result.config.family} {result.config.variant} (seed {result.config.seed})"

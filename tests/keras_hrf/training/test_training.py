@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from data_prep import encode_labels, splits
 from keras_hrf.export import runs
@@ -88,6 +89,9 @@ def test_run_folder_round_trip(hrf_run, tmp_path):
     )
     assert "QAT-tuned" in (out / "REPORT.md").read_text()
     assert not list(tmp_path.glob(".run.tmp-*"))  # no leftovers of the atomic write
+    # What the weights depend on beyond the config: the versions that trained them.
+    env = json.loads((out / "config.json").read_text())["environment"]
+    assert env["tensorflow"] == tf.__version__ and env["numpy"] == np.__version__
 
 
 def test_metrics_against_hand_computed_values():
