@@ -186,6 +186,14 @@ INT8_REGISTRATIONS: dict[str, tuple[str, str]] = {
 #:   (stride 2, 1 -> 4 channels, 150 x 32 outputs per channel): 2.18 M -> 1.59 M on Cortex-M4
 #:   (the light ConvTransformer with batch-norm: 3.01 -> 2.91 instructions per MAC); other
 #:   depthwise layouts, and Cortex-M55, run TFLM's kernel.
+#: - FULLY_CONNECTED over several rows (the Transformers' linears, per frame; per-channel
+#:   weights, a right-shift requantization): two rows by two channels of SXTB16 / SMLAD in an
+#:   assembly loop (22 instructions per 16 MACs), the sums of a block of 32 rows kept on the
+#:   stack and requantized channel by channel with the channel's parameters in registers.
+#:   CMSIS-NN's arm_nn_mat_mult_nt_t_s8 is also two by two but spends ~45 instructions per
+#:   output beside its MACs, which matters at the light presets' small depths: the Conformer's
+#:   7.23 M -> 6.96 M (depth 48-96), the SpeechFormer's (depth 16-96) 3.75 M -> 3.41 M; one-row
+#:   FCs (the classifier) and Cortex-M55 (MVE) run TFLM's kernel.
 _KERNELS_HEAD = """\
 #include <cstdint>
 
@@ -222,6 +230,20 @@ inline int32_t RequantizeSmallerThanOne(int32_t x, int32_t multiplier, int shift
 inline int8_t ClampToInt8(int32_t v, int32_t lo = -128, int32_t hi = 127) {
   return static_cast<int8_t>(v < lo ? lo : v > hi ? hi : v);
 }
+
+// The operands of a convolution or fully connected op: input, weights, optional bias, output.
+struct WeightedOperands {
+  const TfLiteEvalTensor* input;
+  const TfLiteEvalTensor* filter;
+  const TfLiteEvalTensor* bias;  // nullptr without one
+  TfLiteEvalTensor* output;
+  static WeightedOperands Of(TfLiteContext* context, TfLiteNode* node) {
+    return {tflite::micro::GetEvalInput(context, node, 0),
+            tflite::micro::GetEvalInput(context, node, 1),
+            node->inputs->size == 3 ? tflite::micro::GetEvalInput(context, node, 2) : nullptr,
+            tflite::micro::GetEvalOutput(context, node, 0)};
+  }
+};
 
 // A stock kernel's Init and Prepare (its OpData, its quantization arithmetic) with the
 // project's Eval, which hands the layouts it does not run back to stock.invoke.
@@ -708,11 +730,7 @@ namespace keras_hrf {
 // input channels, dilation, a multiplier not divisible by 4) go to TFLM's kernel, and so does
 // everything on Cortex-M55, where CMSIS-NN runs this layout as an MVE convolution.
 inline TfLiteStatus DepthwiseOneChannelEval(TfLiteContext* context, TfLiteNode* node) {
-  const TfLiteEvalTensor* input = tflite::micro::GetEvalInput(context, node, 0);
-  const TfLiteEvalTensor* filter = tflite::micro::GetEvalInput(context, node, 1);
-  const TfLiteEvalTensor* bias =
-      node->inputs->size == 3 ? tflite::micro::GetEvalInput(context, node, 2) : nullptr;
-  TfLiteEvalTensor* output = tflite::micro::GetEvalOutput(context, node, 0);
+  const auto [input, filter, bias, output] = WeightedOperands::Of(context, node);
   const auto& params = *static_cast<const TfLiteDepthwiseConvParams*>(node->builtin_data);
   bool mine = input->type == kTfLiteInt8 && filter->type == kTfLiteInt8 &&
               output->type == kTfLiteInt8 && (bias == nullptr || bias->type == kTfLiteInt32) &&
@@ -782,6 +800,195 @@ inline TfLiteStatus DepthwiseOneChannelEval(TfLiteContext* context, TfLiteNode* 
 
 inline TFLMRegistration Register_DEPTHWISE_CONV_2D_INT8_ONE_CHANNEL() {
   return WithEval(tflite::Register_DEPTHWISE_CONV_2D_INT8(), DepthwiseOneChannelEval);
+}
+
+}  // namespace keras_hrf
+
+"""
+
+_FULLY_CONNECTED_CC = """\
+#include "tensorflow/lite/micro/kernels/fully_connected.h"
+
+namespace keras_hrf {
+
+// One output channel's requantization, TFLite's MultiplyByQuantizedMultiplier(x, multiplier,
+// -exponent) for exponent >= 0 and a non-negative multiplier (what TFLite's quantizer writes):
+// SaturatingRoundingDoublingHighMul, whose rounding (x * m + 2^30) >> 31 equals gemmlowp's
+// sign-dependent nudge and truncating division (its one saturating case, INT32_MIN squared,
+// needs a negative multiplier), then RoundingDivideByPOT with the mask and threshold of the
+// exponent computed once.
+struct RightShiftRequant {
+  int32_t multiplier, exponent, mask, half;
+  explicit RightShiftRequant(int32_t m = 0, int e = 0)
+      : multiplier(m),
+        exponent(e),
+        mask(static_cast<int32_t>((static_cast<int64_t>(1) << e) - 1)),
+        half(static_cast<int32_t>(((static_cast<int64_t>(1) << e) - 1) >> 1)) {}
+  int32_t operator()(int32_t x) const {
+    const int32_t v = static_cast<int32_t>(
+        (static_cast<int64_t>(x) * multiplier + (static_cast<int64_t>(1) << 30)) >> 31);
+    return (v >> exponent) + ((v & mask) > half + (v < 0 ? 1 : 0) ? 1 : 0);
+  }
+};
+
+// Integer sums of two channels (weight rows w and w + depth) for `rows` input rows x (row r at
+// x + r * depth): sums[2 r] channel 0, sums[2 r + 1] channel 1, each starting from init0 /
+// init1 (the channel's bias plus input offset times its weight sum, so that the
+// multiply-accumulates take the int8 values as they are). Two rows at a time; each weight word
+// is loaded and widened once for both. An odd last row is computed with itself as partner.
+__attribute__((noinline)) inline void ChannelPairSums(const int8_t* x, int rows, int depth,
+                                                      const int8_t* w, int32_t init0,
+                                                      int32_t init1, int32_t* sums) {
+  const int8_t* w1 = w + depth;
+  for (int r = 0; r < rows; r += 2, x += 2 * depth, sums += 4) {
+    const bool pair = r + 1 < rows;
+    const int8_t* x1 = pair ? x + depth : x;
+    int32_t a00 = init0, a01 = init1, a10 = init0, a11 = init1;
+    int k = 0;
+#if defined(ARM_MATH_DSP) && defined(__GNUC__)
+    // Four values per step: bytes 0, 2 and 1, 3 of a word widened to 16-bit pairs (SXTB16),
+    // multiplied pairwise (SMLAD), the same pairing for inputs and weights. In assembly: the
+    // loop needs 14 registers (four sums, two pointers, the row step, the count, six
+    // temporaries), and GCC 12 at -O2 spilled the count and pointers to the stack. The second
+    // row and channel lie at the same offset (depth) from the first.
+    if (depth >= 4 && pair) {
+      const int8_t* xp = x;
+      const int8_t* wp = w;
+      const int32_t step = depth - 4;  // from the first row's next word to the second's word
+      int32_t n = depth >> 2;
+      int32_t t1, t2, t3, t4, t5, t6;
+      asm volatile(
+          "1:\\n\\t"
+          "ldr %[t2], [%[wp]], #4\\n\\t"
+          "ldr %[t1], [%[wp], %[step]]\\n\\t"
+          "sxtb16 %[t3], %[t2]\\n\\t"
+          "sxtb16 %[t2], %[t2], ror #8\\n\\t"
+          "sxtb16 %[t4], %[t1]\\n\\t"
+          "sxtb16 %[t1], %[t1], ror #8\\n\\t"
+          "ldr %[t5], [%[xp]], #4\\n\\t"
+          "sxtb16 %[t6], %[t5]\\n\\t"
+          "sxtb16 %[t5], %[t5], ror #8\\n\\t"
+          "smlad %[a00], %[t6], %[t3], %[a00]\\n\\t"
+          "smlad %[a00], %[t5], %[t2], %[a00]\\n\\t"
+          "smlad %[a01], %[t6], %[t4], %[a01]\\n\\t"
+          "smlad %[a01], %[t5], %[t1], %[a01]\\n\\t"
+          "ldr %[t5], [%[xp], %[step]]\\n\\t"
+          "sxtb16 %[t6], %[t5]\\n\\t"
+          "sxtb16 %[t5], %[t5], ror #8\\n\\t"
+          "smlad %[a10], %[t6], %[t3], %[a10]\\n\\t"
+          "smlad %[a10], %[t5], %[t2], %[a10]\\n\\t"
+          "smlad %[a11], %[t6], %[t4], %[a11]\\n\\t"
+          "smlad %[a11], %[t5], %[t1], %[a11]\\n\\t"
+          "subs %[n], %[n], #1\\n\\t"
+          "bne 1b\\n\\t"
+          : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
+            [xp] "+r"(xp), [wp] "+r"(wp), [n] "+r"(n), [t1] "=&r"(t1), [t2] "=&r"(t2),
+            [t3] "=&r"(t3), [t4] "=&r"(t4), [t5] "=&r"(t5), [t6] "=&r"(t6)
+          : [step] "r"(step)
+          : "cc", "memory");
+      k = depth & ~3;
+    }
+#endif
+    for (; k < depth; ++k) {
+      a00 += x[k] * w[k];
+      a01 += x[k] * w1[k];
+      a10 += x1[k] * w[k];
+      a11 += x1[k] * w1[k];
+    }
+    sums[0] = a00, sums[1] = a01, sums[2] = a10, sums[3] = a11;
+  }
+}
+
+// out[r * stride] = clamp(offset + q(sums[2 r])), r < rows: one channel's outputs, its
+// requantization parameters held in registers for the whole loop.
+template <bool kFullRange>
+__attribute__((noinline)) void RequantizeChannel(const int32_t* sums, int rows, RightShiftRequant q,
+                                                 int32_t offset, int32_t lo, int32_t hi,
+                                                 int8_t* out, int stride) {
+  for (int r = 0; r < rows; ++r, sums += 2, out += stride) {
+    const int32_t v = offset + q(*sums);
+#if defined(ARM_MATH_DSP) && defined(__GNUC__)
+    if (kFullRange) {
+      int32_t sat;
+      asm("ssat %0, #8, %1" : "=r"(sat) : "r"(v));
+      *out = static_cast<int8_t>(sat);
+      continue;
+    }
+#endif
+    *out = ClampToInt8(v, kFullRange ? -128 : lo, kFullRange ? 127 : hi);
+  }
+}
+
+// int8 FULLY_CONNECTED over several rows (a Transformer's linears, applied to every frame):
+// reference_integer_ops::FullyConnected(PerChannel)'s sums, requantization and clamp, two rows
+// by two output channels at a time (FullyConnectedChannelPair). CMSIS-NN's kernel for this
+// (arm_nn_mat_mult_nt_t_s8, also two by two) spends ~45 Cortex-M4 instructions per output
+// beside its multiply-accumulates (SpeechFormer's 300 x 16 x 16 linears: 63.6 instructions per
+// output of 16 MACs). Other cases (one row, per-tensor scales, a requantization that
+// shifts left, int4 or compressed weights) and everything on Cortex-M55, where CMSIS-NN's MVE
+// kernel is faster, run TFLM's kernel.
+inline TfLiteStatus FullyConnectedRowsEval(TfLiteContext* context, TfLiteNode* node) {
+  const auto [input, filter, bias, output] = WeightedOperands::Of(context, node);
+  // CMSIS-NN's OpData starts with the reference kernel's OpDataFullyConnected (all the reference
+  // kernel keeps): its Prepare's zero points, activation range and multipliers.
+  const tflite::OpDataFullyConnected& d =
+      *static_cast<const tflite::OpDataFullyConnected*>(node->user_data);
+  const int depth = filter->dims->data[filter->dims->size - 1];
+  const int channels = output->dims->data[output->dims->size - 1];
+  const int rows = channels > 0 ? tflite::ElementCount(*output->dims) / channels : 0;
+  bool mine = input->type == kTfLiteInt8 && filter->type == kTfLiteInt8 &&
+              output->type == kTfLiteInt8 && (bias == nullptr || bias->type == kTfLiteInt32) &&
+              d.is_per_channel && d.filter_zero_point == 0 && rows >= 2 && channels >= 2;
+  const int32_t* mult = d.per_channel_output_multiplier;
+  const int32_t* shift = d.per_channel_output_shift;
+  for (int c = 0; mine && c < channels; ++c) mine = shift[c] <= 0 && mult[c] >= 0;
+#if defined(ARM_MATH_MVEI) || defined(USE_TFLM_COMPRESSION)
+  mine = false;
+#endif
+  if (!mine) return tflite::Register_FULLY_CONNECTED_INT8().invoke(context, node);
+  const int32_t x_offset = -d.input_zero_point, out_offset = d.output_zero_point;
+  const int32_t lo = d.output_activation_min, hi = d.output_activation_max;
+  const bool full_range = lo == -128 && hi == 127;
+  const int8_t* in = tflite::micro::GetTensorData<int8_t>(input);
+  const int8_t* weights = tflite::micro::GetTensorData<int8_t>(filter);
+  const int32_t* b = bias != nullptr ? tflite::micro::GetTensorData<int32_t>(bias) : nullptr;
+  int8_t* out = tflite::micro::GetTensorData<int8_t>(output);
+  // Sums for a block of rows at a time, on the stack (kBlock x 2 x 4 bytes), then requantized
+  // channel by channel: the multiply-accumulate loop and the requantization each keep their
+  // values in registers, which one loop doing both cannot (Cortex-M4 has 14).
+  constexpr int kBlock = 32;
+  int32_t sums[2 * kBlock];
+  for (int c = 0; c < channels; c += 2) {
+    // An odd last channel is computed as the second of a pair with the channel before it.
+    const bool odd = c + 1 == channels;
+    const int first = odd ? c - 1 : c;
+    RightShiftRequant q[2];
+    int32_t init[2];
+    for (int j = 0; j < 2; ++j) {
+      const int cj = first + j;
+      q[j] = RightShiftRequant(mult[cj], -shift[cj]);
+      int32_t sum = 0;
+      for (int k = 0; k < depth; ++k) sum += weights[cj * depth + k];
+      init[j] = (b != nullptr ? b[cj] : 0) + x_offset * sum;
+    }
+    for (int r = 0; r < rows; r += kBlock) {
+      const int n = rows - r < kBlock ? rows - r : kBlock;
+      ChannelPairSums(in + r * depth, n, depth, weights + first * depth, init[0], init[1], sums);
+      for (int j = odd ? 1 : 0; j < 2; ++j) {
+        int8_t* o = out + r * channels + first + j;
+        if (full_range) {
+          RequantizeChannel<true>(sums + j, n, q[j], out_offset, lo, hi, o, channels);
+        } else {
+          RequantizeChannel<false>(sums + j, n, q[j], out_offset, lo, hi, o, channels);
+        }
+      }
+    }
+  }
+  return kTfLiteOk;
+}
+
+inline TFLMRegistration Register_FULLY_CONNECTED_INT8_ROWS() {
+  return WithEval(tflite::Register_FULLY_CONNECTED_INT8(), FullyConnectedRowsEval);
 }
 
 }  // namespace keras_hrf
@@ -866,6 +1073,7 @@ _NEEDS_BROADCAST = {"ADD", "MUL", "SUB"}
 PROJECT_KERNELS: dict[str, tuple[str, str]] = {
     "ADD": ("keras_hrf::Register_ADD_INT8_TABLES", _ADD_CC),
     "DEPTHWISE_CONV_2D": ("keras_hrf::Register_DEPTHWISE_CONV_2D_INT8_ONE_CHANNEL", _DEPTHWISE_CC),
+    "FULLY_CONNECTED": ("keras_hrf::Register_FULLY_CONNECTED_INT8_ROWS", _FULLY_CONNECTED_CC),
     "LOGISTIC": ("keras_hrf::Register_LOGISTIC_INT8_LUT", _LOGISTIC_CC),
     "MEAN": ("keras_hrf::Register_MEAN_INT8_ADJACENT_AXES", _MEAN_CC),
     "MUL": ("keras_hrf::Register_MUL_INT8_BROADCAST", _MUL_CC),

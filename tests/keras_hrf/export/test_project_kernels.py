@@ -29,7 +29,7 @@ from keras_hrf.export import csource, flatbuffer, min_tflm_arena
 
 FRAMES = 24  # a short input: 24 x 64 (= 1,536) values per wide tensor, ~9,000 outputs
 #: The ops of the layout model that the project's kernels run (where the layout suits them).
-OWN = ("ADD", "SUB", "MUL", "MEAN", "DEPTHWISE_CONV_2D")
+OWN = ("ADD", "SUB", "MUL", "MEAN", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
 def _layout_model(n_mels: int) -> keras.Model:
@@ -68,19 +68,28 @@ def _layout_model(n_mels: int) -> keras.Model:
     stem = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="stem")(image)
     stem8 = keras.layers.Conv2D(8, (3, 2), padding="same", name="stem8")(image)
     depthwise = keras.layers.DepthwiseConv2D(3, padding="same", name="depthwise")(stem)
+    # FULLY_CONNECTED over rows (narrow and wide above: 24 rows, 64 -> 16 and 64 -> 64): an odd
+    # channel count over a depth that is no multiple of 4 (6 -> 5), a fused ReLU (not the whole
+    # int8 range), 3 rows (odd) and 48 (one and a half of the kernel's blocks of 32), and the
+    # one-row FC of a pooled vector (TFLM's kernel).
+    six = keras.layers.Dense(6, name="six")(inp)
+    five = keras.layers.Dense(5, activation="relu", name="five")(six)
+    three_rows = keras.layers.Dense(4, name="three_rows")(ops.reshape(residual, (-1, 3, 512)))
+    rows48 = keras.layers.Dense(6, name="rows48")(ops.reshape(residual, (-1, 48, 32)))
     over_time = ops.mean(residual, axis=1)  # MEAN over time (a global pool)
+    pooled_fc = keras.layers.Dense(3, name="pooled_fc")(over_time)
     non_adjacent = ops.mean(blocks, axis=[1, 3])  # TFLM's MEAN
     small = over_time + ops.mean(wide, axis=1)  # ADD of the same shapes, 64 values
     parts = [centred_narrow, centred, normed, scaled, residual, mid_add, mid_mul, mid_sub]
     parts += [positioned, row_scaled, lifted, column_sub, halved, stem, stem8, depthwise]
-    parts = [keras.layers.Flatten()(p) for p in parts] + [over_time, non_adjacent, small]
+    parts += [five, three_rows, rows48]
+    parts = [keras.layers.Flatten()(p) for p in parts] + [over_time, non_adjacent, small, pooled_fc]
     # TFLM's CONCATENATION takes <= 10 inputs
     chunks = [keras.layers.Concatenate()(parts[i : i + 8]) for i in range(0, len(parts), 8)]
     return keras.Model(inp, keras.layers.Concatenate()(chunks))
 
 
-@pytest.fixture(scope="module")
-def layout_export(corpus, tmp_path_factory):
+def _export_layouts(corpus, tmp_path_factory, per_channel: bool = True):
     x = corpus["x"][:, :FRAMES].astype("float32")
     params = dataclasses.replace(corpus["params"], frames=FRAMES)
     model = _layout_model(x.shape[-1])
@@ -95,6 +104,7 @@ def layout_export(corpus, tmp_path_factory):
         normalizer=corpus["normalizer"],
         num_samples=32,
         firmware=None,
+        per_channel=per_channel,
     )
     info = flatbuffer.parse(result.int8_bytes)
     inputs = quant.quantize(
@@ -103,6 +113,11 @@ def layout_export(corpus, tmp_path_factory):
     )
     reference, _ = run_tflm(result.int8_bytes, inputs, min_tflm_arena(result.int8_bytes))
     return {"result": result, "info": info, "inputs": inputs, "reference": reference}
+
+
+@pytest.fixture(scope="module")
+def layout_export(corpus, tmp_path_factory):
+    return _export_layouts(corpus, tmp_path_factory)
 
 
 def test_the_layout_model_uses_the_project_kernels(layout_export):
@@ -133,6 +148,9 @@ def test_the_layout_model_uses_the_project_kernels(layout_export):
         ((1, FRAMES, 64, 1), (1, 3, 2, 8)),
         ((1, FRAMES // 2, 32, 4), (1, 3, 3, 4)),
     }
+    dense = {s[:2] for n, s in seen if n == "FULLY_CONNECTED"}
+    assert {((1, FRAMES, 6), (5, 6)), ((3, 512), (4, 512)), ((48, 32), (6, 32))} <= dense
+    assert ((1, 64), (3, 64)) in dense  # one row
 
 
 @pytest.mark.parametrize("target", ["host", "m4"])
@@ -146,3 +164,4 @@ def test_project_kernels_match_tflms_reference_kernels_on_every_layout(layout_ex
     np.testing.assert_array_equal(run.outputs, e["reference"].reshape(run.outputs.shape))
     if target != "host":  # profiled under QEMU: the kernels ran
         assert set(OWN) <= set(run.op_instructions())
+
