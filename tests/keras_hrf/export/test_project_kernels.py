@@ -164,4 +164,3 @@ def test_project_kernels_match_tflms_reference_kernels_on_every_layout(layout_ex
     np.testing.assert_array_equal(run.outputs, e["reference"].reshape(run.outputs.shape))
     if target != "host":  # profiled under QEMU: the kernels ran
         assert set(OWN) <= set(run.op_instructions())
-
