@@ -957,6 +957,7 @@ inline TfLiteStatus FullyConnectedRowsEval(TfLiteContext* context, TfLiteNode* n
   // channel by channel: the multiply-accumulate loop and the requantization each keep their
   // values in registers, which one loop doing both cannot (Cortex-M4 has 14).
   constexpr int kBlock = 32;
+  static_assert(kBlock % 2 == 0, "ChannelPairSums writes rows in pairs");
   int32_t sums[2 * kBlock];
   for (int c = 0; c < channels; c += 2) {
     // An odd last channel is computed as the second of a pair with the channel before it.
