@@ -191,8 +191,8 @@ def export(
             the model has their ops (:data:`keras_hrf.export.csource.PROJECT_KERNELS`: LOGISTIC
             and SOFTMAX from tables, MEAN over adjacent axes, ADD and SUB with their input
             rescalings from tables, MUL broadcast per row or column, DEPTHWISE_CONV_2D over
-            one input channel, FULLY_CONNECTED over several rows; the same outputs as TFLM's);
-            ``False``: TFLM's kernels only.
+            one input channel, FULLY_CONNECTED and BATCH_MATMUL over several rows; the same
+            outputs as TFLM's); ``False``: TFLM's kernels only.
         firmware: Targets to build and run the real firmware on (``"host"``, ``"m4"``,
             ``"m55"``; :mod:`keras_hrf.export.firmware_report`): their measurements go into
             ``REPORT.md`` and ``firmware.json``, and the arena measured on Cortex-M becomes the

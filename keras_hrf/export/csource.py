@@ -194,6 +194,10 @@ INT8_REGISTRATIONS: dict[str, tuple[str, str]] = {
 #:   output beside its MACs, which matters at the light presets' small depths: the Conformer's
 #:   7.23 M -> 6.96 M (depth 48-96), the SpeechFormer's (depth 16-96) 3.75 M -> 3.41 M; one-row
 #:   FCs (the classifier) and Cortex-M55 (MVE) run TFLM's kernel.
+#: - BATCH_MATMUL (attention's Q K^T and A V) through the same loops, the right-hand matrix as
+#:   the weights (transposed first into TFLM's buffer where adj_y is false) and the two zero
+#:   points' terms added per row and per column: CMSIS-NN's arm_batch_matmul_s8 runs one row at
+#:   a time; the light ConvTransformer's four 75 x 75 x 48 products 3.24 M -> 2.57 M.
 _KERNELS_HEAD = """\
 #include <cstdint>
 
@@ -806,9 +810,7 @@ inline TFLMRegistration Register_DEPTHWISE_CONV_2D_INT8_ONE_CHANNEL() {
 
 """
 
-_FULLY_CONNECTED_CC = """\
-#include "tensorflow/lite/micro/kernels/fully_connected.h"
-
+_ROWS_CC = """\
 namespace keras_hrf {
 
 // One output channel's requantization, TFLite's MultiplyByQuantizedMultiplier(x, multiplier,
@@ -899,14 +901,16 @@ __attribute__((noinline)) inline void ChannelPairSums(const int8_t* x, int rows,
   }
 }
 
-// out[r * stride] = clamp(offset + q(sums[2 r])), r < rows: one channel's outputs, its
-// requantization parameters held in registers for the whole loop.
-template <bool kFullRange>
-__attribute__((noinline)) void RequantizeChannel(const int32_t* sums, int rows, RightShiftRequant q,
-                                                 int32_t offset, int32_t lo, int32_t hi,
-                                                 int8_t* out, int stride) {
+// out[r * stride] = clamp(offset + q(sums[2 r] (+ row_add[r]))), r < rows: one channel's
+// outputs, its requantization parameters held in registers for the whole loop. row_add: a
+// per-row term of the sums (BATCH_MATMUL's second zero point times the row's sum), or unused.
+template <bool kFullRange, bool kRowAdd>
+__attribute__((noinline)) void RequantizeChannel(const int32_t* sums, const int32_t* row_add,
+                                                 int rows, RightShiftRequant q, int32_t offset,
+                                                 int32_t lo, int32_t hi, int8_t* out,
+                                                 int stride) {
   for (int r = 0; r < rows; ++r, sums += 2, out += stride) {
-    const int32_t v = offset + q(*sums);
+    const int32_t v = offset + q(kRowAdd ? *sums + row_add[r] : *sums);
 #if defined(ARM_MATH_DSP) && defined(__GNUC__)
     if (kFullRange) {
       int32_t sat;
@@ -918,6 +922,37 @@ __attribute__((noinline)) void RequantizeChannel(const int32_t* sums, int rows, 
     *out = ClampToInt8(v, kFullRange ? -128 : lo, kFullRange ? 127 : hi);
   }
 }
+
+// Requantizes the channel pair of ChannelPairSums into out (row stride `stride`): both
+// channels, or with `second_only` only the second (an odd last channel).
+template <bool kRowAdd>
+inline void RequantizeChannelPair(const int32_t* sums, const int32_t* row_add, int rows,
+                                  const RightShiftRequant* q, int32_t offset, int32_t lo,
+                                  int32_t hi, int8_t* out, int stride, bool second_only) {
+  const bool full_range = lo == -128 && hi == 127;
+  for (int j = second_only ? 1 : 0; j < 2; ++j) {
+    if (full_range) {
+      RequantizeChannel<true, kRowAdd>(sums + j, row_add, rows, q[j], offset, lo, hi, out + j,
+                                       stride);
+    } else {
+      RequantizeChannel<false, kRowAdd>(sums + j, row_add, rows, q[j], offset, lo, hi, out + j,
+                                        stride);
+    }
+  }
+}
+
+// Rows of a block whose sums ChannelPairSums keeps on the stack (2 x 4 bytes each).
+constexpr int kRowBlock = 32;
+static_assert(kRowBlock % 2 == 0, "ChannelPairSums writes rows in pairs");
+
+}  // namespace keras_hrf
+
+"""
+
+_FULLY_CONNECTED_CC = """\
+#include "tensorflow/lite/micro/kernels/fully_connected.h"
+
+namespace keras_hrf {
 
 // int8 FULLY_CONNECTED over several rows (a Transformer's linears, applied to every frame):
 // reference_integer_ops::FullyConnected(PerChannel)'s sums, requantization and clamp, two rows
@@ -948,17 +983,14 @@ inline TfLiteStatus FullyConnectedRowsEval(TfLiteContext* context, TfLiteNode* n
   if (!mine) return tflite::Register_FULLY_CONNECTED_INT8().invoke(context, node);
   const int32_t x_offset = -d.input_zero_point, out_offset = d.output_zero_point;
   const int32_t lo = d.output_activation_min, hi = d.output_activation_max;
-  const bool full_range = lo == -128 && hi == 127;
   const int8_t* in = tflite::micro::GetTensorData<int8_t>(input);
   const int8_t* weights = tflite::micro::GetTensorData<int8_t>(filter);
   const int32_t* b = bias != nullptr ? tflite::micro::GetTensorData<int32_t>(bias) : nullptr;
   int8_t* out = tflite::micro::GetTensorData<int8_t>(output);
-  // Sums for a block of rows at a time, on the stack (kBlock x 2 x 4 bytes), then requantized
-  // channel by channel: the multiply-accumulate loop and the requantization each keep their
-  // values in registers, which one loop doing both cannot (Cortex-M4 has 14).
-  constexpr int kBlock = 32;
-  static_assert(kBlock % 2 == 0, "ChannelPairSums writes rows in pairs");
-  int32_t sums[2 * kBlock];
+  // Sums for a block of rows at a time, on the stack, then requantized channel by channel: the
+  // multiply-accumulate loop and the requantization each keep their values in registers,
+  // which one loop doing both cannot (Cortex-M4 has 14).
+  int32_t sums[2 * kRowBlock];
   for (int c = 0; c < channels; c += 2) {
     // An odd last channel is computed as the second of a pair with the channel before it.
     const bool odd = c + 1 == channels;
@@ -972,17 +1004,11 @@ inline TfLiteStatus FullyConnectedRowsEval(TfLiteContext* context, TfLiteNode* n
       for (int k = 0; k < depth; ++k) sum += weights[cj * depth + k];
       init[j] = (b != nullptr ? b[cj] : 0) + x_offset * sum;
     }
-    for (int r = 0; r < rows; r += kBlock) {
-      const int n = rows - r < kBlock ? rows - r : kBlock;
+    for (int r = 0; r < rows; r += kRowBlock) {
+      const int n = rows - r < kRowBlock ? rows - r : kRowBlock;
       ChannelPairSums(in + r * depth, n, depth, weights + first * depth, init[0], init[1], sums);
-      for (int j = odd ? 1 : 0; j < 2; ++j) {
-        int8_t* o = out + r * channels + first + j;
-        if (full_range) {
-          RequantizeChannel<true>(sums + j, n, q[j], out_offset, lo, hi, o, channels);
-        } else {
-          RequantizeChannel<false>(sums + j, n, q[j], out_offset, lo, hi, o, channels);
-        }
-      }
+      RequantizeChannelPair<false>(sums, nullptr, n, q, out_offset, lo, hi,
+                                   out + r * channels + first, channels, odd);
     }
   }
   return kTfLiteOk;
@@ -990,6 +1016,98 @@ inline TfLiteStatus FullyConnectedRowsEval(TfLiteContext* context, TfLiteNode* n
 
 inline TFLMRegistration Register_FULLY_CONNECTED_INT8_ROWS() {
   return WithEval(tflite::Register_FULLY_CONNECTED_INT8(), FullyConnectedRowsEval);
+}
+
+}  // namespace keras_hrf
+
+"""
+
+_BATCH_MATMUL_CC = """\
+#include "tensorflow/lite/micro/kernels/batch_matmul.h"
+
+namespace keras_hrf {
+
+// int8 BATCH_MATMUL without adj_x, batch dimensions equal (attention's Q K^T and A V):
+// reference_ops::BatchMatMul's sums of (lhs - lhs_zp) (rhs - rhs_zp), requantization and clamp,
+// through FULLY_CONNECTED's loops with the right-hand matrix as the weights (rows of [N, K];
+// transposed first into TFLM's own buffer where adj_y is false, as TFLM's kernel does). The two
+// zero points split the sums: sum(l r) + rhs_offset sum(l) (per row) + lhs_offset sum(r) +
+// K lhs_offset rhs_offset (per column). CMSIS-NN's arm_batch_matmul_s8 runs one row at a time
+// (arm_nn_vec_mat_mult_t_s8): ~3 Cortex-M4 instructions per MAC on the light ConvTransformer's
+// 75 x 75 x 48 products. Other cases (adj_x, broadcast batches, fewer than 8 rows, a
+// left-shift requantization) and Cortex-M55 run TFLM's kernel.
+inline TfLiteStatus BatchMatmulRowsEval(TfLiteContext* context, TfLiteNode* node) {
+  const TfLiteEvalTensor* lhs = tflite::micro::GetEvalInput(context, node, 0);
+  const TfLiteEvalTensor* rhs = tflite::micro::GetEvalInput(context, node, 1);
+  TfLiteEvalTensor* output = tflite::micro::GetEvalOutput(context, node, 0);
+  const auto& params = *static_cast<const TfLiteBatchMatMulParams*>(node->builtin_data);
+  // CMSIS-NN's OpData starts with the reference kernel's OpDataBatchMatmul.
+  const tflite::OpDataBatchMatmul& d =
+      *static_cast<const tflite::OpDataBatchMatmul*>(node->user_data);
+  const int rank = output->dims->size;
+  bool mine = lhs->type == kTfLiteInt8 && rhs->type == kTfLiteInt8 &&
+              output->type == kTfLiteInt8 && !params.adj_x && rank >= 2 &&
+              lhs->dims->size == rank && rhs->dims->size == rank && d.quantization != nullptr &&
+              (params.adj_y || d.rhs_transposed_tensor != nullptr);
+  for (int i = 0; mine && i < rank - 2; ++i) {
+    mine = lhs->dims->data[i] == rhs->dims->data[i] && lhs->dims->data[i] == output->dims->data[i];
+  }
+  const tflite::QuantizationOpDataBatchMatmul* qd = d.quantization;
+  mine = mine && qd->output_shift <= 0 && qd->output_multiplier >= 0;
+  const int rows = mine ? lhs->dims->data[rank - 2] : 0;
+  const int depth = mine ? lhs->dims->data[rank - 1] : 0;
+  const int cols = mine ? output->dims->data[rank - 1] : 0;
+  // Products of a few rows (the SpeechFormer's 5 x 5 windows) cost more here than in TFLM's
+  // kernel (measured: 0.64 -> 0.70 M Cortex-M4 instructions): per-call sums dominate.
+  mine = mine && rows >= 8 && cols >= 2 && output->dims->data[rank - 2] == rows;
+#if defined(ARM_MATH_MVEI) || defined(USE_TFLM_COMPRESSION)
+  mine = false;
+#endif
+  if (!mine) return tflite::Register_BATCH_MATMUL_INT8().invoke(context, node);
+  const TfLiteEvalTensor* right = rhs;  // [.., cols, depth]
+  if (!params.adj_y) {
+    TF_LITE_ENSURE_OK(context, tflite::TransposeRowsColumns(*rhs, d.rhs_transposed_tensor));
+    right = d.rhs_transposed_tensor;
+  }
+  const int batches = tflite::ElementCount(*output->dims) / (rows * cols);
+  const int32_t lhs_offset = -qd->lhs_zero_point, rhs_offset = -qd->rhs_zero_point;
+  const int32_t out_offset = qd->output_zero_point;
+  const int32_t lo = qd->output_activation_min, hi = qd->output_activation_max;
+  const RightShiftRequant q[2] = {RightShiftRequant(qd->output_multiplier, -qd->output_shift),
+                                  RightShiftRequant(qd->output_multiplier, -qd->output_shift)};
+  const int8_t* l = tflite::micro::GetTensorData<int8_t>(lhs);
+  const int8_t* w = tflite::micro::GetTensorData<int8_t>(right);
+  int8_t* out = tflite::micro::GetTensorData<int8_t>(output);
+  int32_t sums[2 * kRowBlock], row_add[kRowBlock];
+  for (int bt = 0; bt < batches; ++bt, l += rows * depth, w += cols * depth, out += rows * cols) {
+    for (int r = 0; r < rows; r += kRowBlock) {
+      const int n = rows - r < kRowBlock ? rows - r : kRowBlock;
+      const int8_t* block = l + r * depth;
+      for (int i = 0; i < n; ++i) {
+        int32_t sum = 0;
+        for (int k = 0; k < depth; ++k) sum += block[i * depth + k];
+        row_add[i] = rhs_offset * sum;
+      }
+      for (int c = 0; c < cols; c += 2) {
+        const bool odd = c + 1 == cols;
+        const int first = odd ? c - 1 : c;
+        int32_t init[2];
+        for (int j = 0; j < 2; ++j) {
+          int32_t sum = 0;
+          for (int k = 0; k < depth; ++k) sum += w[(first + j) * depth + k];
+          init[j] = lhs_offset * sum + depth * lhs_offset * rhs_offset;
+        }
+        ChannelPairSums(block, n, depth, w + first * depth, init[0], init[1], sums);
+        RequantizeChannelPair<true>(sums, row_add, n, q, out_offset, lo, hi,
+                                    out + r * cols + first, cols, odd);
+      }
+    }
+  }
+  return kTfLiteOk;
+}
+
+inline TFLMRegistration Register_BATCH_MATMUL_INT8_ROWS() {
+  return WithEval(tflite::Register_BATCH_MATMUL_INT8(), BatchMatmulRowsEval);
 }
 
 }  // namespace keras_hrf
@@ -1068,11 +1186,14 @@ inline TFLMRegistration Register_MUL_INT8_BROADCAST() {
 
 #: Project kernels that need :data:`_BROADCAST_CC` (written once, before them).
 _NEEDS_BROADCAST = {"ADD", "MUL", "SUB"}
+#: Project kernels that need :data:`_ROWS_CC` (written once, before them).
+_NEEDS_ROWS = {"BATCH_MATMUL", "FULLY_CONNECTED"}
 
 #: Builtin op -> (the registration op_resolver.h defines for it when every instance is int8, its
 #: code); see :data:`_KERNELS_HEAD`.
 PROJECT_KERNELS: dict[str, tuple[str, str]] = {
     "ADD": ("keras_hrf::Register_ADD_INT8_TABLES", _ADD_CC),
+    "BATCH_MATMUL": ("keras_hrf::Register_BATCH_MATMUL_INT8_ROWS", _BATCH_MATMUL_CC),
     "DEPTHWISE_CONV_2D": ("keras_hrf::Register_DEPTHWISE_CONV_2D_INT8_ONE_CHANNEL", _DEPTHWISE_CC),
     "FULLY_CONNECTED": ("keras_hrf::Register_FULLY_CONNECTED_INT8_ROWS", _FULLY_CONNECTED_CC),
     "LOGISTIC": ("keras_hrf::Register_LOGISTIC_INT8_LUT", _LOGISTIC_CC),
@@ -1116,8 +1237,12 @@ def op_resolver_h(
     adds = "\n".join(add(op) for op in by_method)
     methods = [TFLM_OP_RESOLVER_METHODS[op] for op in by_method]
     headers = sorted({INT8_REGISTRATIONS[op][0] for op in int8})
-    includes = "".join(f'#include "tensorflow/lite/micro/kernels/{h}"\n' for h in headers)
+    # micro_context.h first: some kernel headers (transpose.h) use MicroContext without
+    # including it.
+    includes = '#include "tensorflow/lite/micro/micro_context.h"\n' if headers else ""
+    includes += "".join(f'#include "tensorflow/lite/micro/kernels/{h}"\n' for h in headers)
     kernels = "".join(PROJECT_KERNELS[op][1] for op in sorted(own))
+    kernels = (_ROWS_CC if own & _NEEDS_ROWS else "") + kernels
     kernels = (_BROADCAST_CC if own & _NEEDS_BROADCAST else "") + kernels
     kernels = _KERNELS_HEAD + kernels if kernels else ""
     return f"""\

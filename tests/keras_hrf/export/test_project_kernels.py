@@ -26,10 +26,11 @@ from keras_hrf import tflite
 from keras_hrf.device import firmware
 from keras_hrf.device.runtimes import run_tflm
 from keras_hrf.export import csource, flatbuffer, min_tflm_arena
+from keras_hrf.layers import MultiHeadAttentionCore
 
 FRAMES = 24  # a short input: 24 x 64 (= 1,536) values per wide tensor, ~9,000 outputs
 #: The ops of the layout model that the project's kernels run (where the layout suits them).
-OWN = ("ADD", "SUB", "MUL", "MEAN", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+OWN = ("ADD", "SUB", "MUL", "MEAN", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL")
 
 
 def _layout_model(n_mels: int) -> keras.Model:
@@ -76,13 +77,19 @@ def _layout_model(n_mels: int) -> keras.Model:
     five = keras.layers.Dense(5, activation="relu", name="five")(six)
     three_rows = keras.layers.Dense(4, name="three_rows")(ops.reshape(residual, (-1, 3, 512)))
     rows48 = keras.layers.Dense(6, name="rows48")(ops.reshape(residual, (-1, 48, 32)))
+    # BATCH_MATMUL (attention's Q K^T and A V): two heads of 5 in one batched product (odd
+    # columns, a depth that is no multiple of 4), and one head over windows of 8 frames.
+    qkv = [keras.layers.Dense(10, name=f"attn_{t}")(inp) for t in "qkv"]
+    heads = MultiHeadAttentionCore(2, per_head=False, name="heads")(qkv)
+    qkv12 = [keras.layers.Dense(12, name=f"win_{t}")(inp) for t in "qkv"]
+    windows = MultiHeadAttentionCore(1, window=8, name="windows")(qkv12)
     over_time = ops.mean(residual, axis=1)  # MEAN over time (a global pool)
     pooled_fc = keras.layers.Dense(3, name="pooled_fc")(over_time)
     non_adjacent = ops.mean(blocks, axis=[1, 3])  # TFLM's MEAN
     small = over_time + ops.mean(wide, axis=1)  # ADD of the same shapes, 64 values
     parts = [centred_narrow, centred, normed, scaled, residual, mid_add, mid_mul, mid_sub]
     parts += [positioned, row_scaled, lifted, column_sub, halved, stem, stem8, depthwise]
-    parts += [five, three_rows, rows48]
+    parts += [five, three_rows, rows48, heads, windows]
     parts = [keras.layers.Flatten()(p) for p in parts] + [over_time, non_adjacent, small, pooled_fc]
     # TFLM's CONCATENATION takes <= 10 inputs
     chunks = [keras.layers.Concatenate()(parts[i : i + 8]) for i in range(0, len(parts), 8)]
@@ -151,6 +158,12 @@ def test_the_layout_model_uses_the_project_kernels(layout_export):
     dense = {s[:2] for n, s in seen if n == "FULLY_CONNECTED"}
     assert {((1, FRAMES, 6), (5, 6)), ((3, 512), (4, 512)), ((48, 32), (6, 32))} <= dense
     assert ((1, 64), (3, 64)) in dense  # one row
+    # BATCH_MATMUL: (lhs, rhs) of Q K^T with the keys transposed by the graph (adj_y false) and
+    # as the product's own transpose (adj_y true), and A V (5 columns).
+    bmm = {s[:2] for n, s in seen if n == "BATCH_MATMUL"}
+    assert ((1, 2, FRAMES, 5), (1, 2, 5, FRAMES)) in bmm
+    assert ((1, 2, FRAMES, FRAMES), (1, 2, FRAMES, 5)) in bmm
+    assert ((1, 3, 8, 12), (1, 3, 8, 12)) in bmm
 
 
 @pytest.mark.parametrize("target", ["host", "m4"])
