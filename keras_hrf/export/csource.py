@@ -941,6 +941,13 @@ inline void RequantizeChannelPair(const int32_t* sums, const int32_t* row_add, i
   }
 }
 
+// The sum of n int8 values (a weight row's or an input row's, for the zero points' terms).
+inline int32_t SumInt8(const int8_t* v, int n) {
+  int32_t sum = 0;
+  for (int k = 0; k < n; ++k) sum += v[k];
+  return sum;
+}
+
 // Rows of a block whose sums ChannelPairSums keeps on the stack (2 x 4 bytes each).
 constexpr int kRowBlock = 32;
 static_assert(kRowBlock % 2 == 0, "ChannelPairSums writes rows in pairs");
@@ -1000,9 +1007,7 @@ inline TfLiteStatus FullyConnectedRowsEval(TfLiteContext* context, TfLiteNode* n
     for (int j = 0; j < 2; ++j) {
       const int cj = first + j;
       q[j] = RightShiftRequant(mult[cj], -shift[cj]);
-      int32_t sum = 0;
-      for (int k = 0; k < depth; ++k) sum += weights[cj * depth + k];
-      init[j] = (b != nullptr ? b[cj] : 0) + x_offset * sum;
+      init[j] = (b != nullptr ? b[cj] : 0) + x_offset * SumInt8(weights + cj * depth, depth);
     }
     for (int r = 0; r < rows; r += kRowBlock) {
       const int n = rows - r < kRowBlock ? rows - r : kRowBlock;
@@ -1083,19 +1088,13 @@ inline TfLiteStatus BatchMatmulRowsEval(TfLiteContext* context, TfLiteNode* node
     for (int r = 0; r < rows; r += kRowBlock) {
       const int n = rows - r < kRowBlock ? rows - r : kRowBlock;
       const int8_t* block = l + r * depth;
-      for (int i = 0; i < n; ++i) {
-        int32_t sum = 0;
-        for (int k = 0; k < depth; ++k) sum += block[i * depth + k];
-        row_add[i] = rhs_offset * sum;
-      }
+      for (int i = 0; i < n; ++i) row_add[i] = rhs_offset * SumInt8(block + i * depth, depth);
       for (int c = 0; c < cols; c += 2) {
         const bool odd = c + 1 == cols;
         const int first = odd ? c - 1 : c;
         int32_t init[2];
         for (int j = 0; j < 2; ++j) {
-          int32_t sum = 0;
-          for (int k = 0; k < depth; ++k) sum += w[(first + j) * depth + k];
-          init[j] = lhs_offset * sum + depth * lhs_offset * rhs_offset;
+          init[j] = lhs_offset * (SumInt8(w + (first + j) * depth, depth) + depth * rhs_offset);
         }
         ChannelPairSums(block, n, depth, w + first * depth, init[0], init[1], sums);
         RequantizeChannelPair<true>(sums, row_add, n, q, out_offset, lo, hi,
