@@ -9,10 +9,17 @@ the bytes of a flatbuffer go (weights, names, quantization parameters, graph str
 
 The rewrite goes through the TFLite schema's object API (``ModelT``) and TensorFlow's
 ``flatbuffer_utils``; everything but the names is carried over unchanged, which the export
-checks the usual way (LiteRT and TFLM on the rewritten bytes).
+checks the usual way (LiteRT and TFLM on the rewritten bytes). The copy for TFLite Micro
+(:func:`micro_flatbuffer`) is written by :func:`_to_shared_bytes`, which stores what repeats once
+(shapes, zero points, identical quantization and option tables, one empty buffer) and points
+every use at it: a flatbuffer is a graph of offsets, and its readers follow offsets without
+asking whether another field points to the same bytes.
 """
 
 from __future__ import annotations
+
+import flatbuffers
+import numpy as np
 
 
 def _model_object(tflite_bytes: bytes):
@@ -25,6 +32,129 @@ def _to_bytes(model) -> bytes:
     from tensorflow.lite.tools import flatbuffer_utils
 
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+class _SharingBuilder(flatbuffers.Builder):
+    """A flatbuffers builder that writes each distinct scalar vector once.
+
+    Vectors are built back to front; when one ends, its bytes (length, elements) are compared
+    with the vectors already written with the same element size and alignment, and a repeat is
+    rolled back (the builder's head returns to where the vector started, padding included) and
+    answered with the earlier vector's offset. Offsets count from the buffer's end, so an
+    earlier offset stays valid while the buffer grows, and its alignment (also counted from the
+    end) holds. Vectors of offsets (tables, strings) are not shared: their bytes are relative
+    to where they lie, so equal bytes need not mean equal contents.
+    """
+
+    def __init__(self, initial_size: int = 1024):
+        super().__init__(initial_size)
+        self._vectors: dict[tuple[int, int, bytes], int] = {}
+        self._vector_start = 0  # Offset() before StartVector: where a repeat rolls back to
+        self._vector_key: tuple[int, int] = (0, 0)
+        self._vector_has_offsets = False
+
+    def StartVector(self, elemSize, numElems, alignment):  # noqa: N802, N803 (flatbuffers' API)
+        self._vector_start = self.Offset()
+        self._vector_key = (elemSize, alignment)
+        self._vector_has_offsets = False
+        return super().StartVector(elemSize, numElems, alignment)
+
+    def PrependUOffsetTRelative(self, off):  # noqa: N802
+        if self.nested:
+            self._vector_has_offsets = True
+        super().PrependUOffsetTRelative(off)
+
+    def EndVector(self, numElems=None):  # noqa: N802, N803
+        elem_size, alignment = self._vector_key
+        count = self.vectorNumElems
+        offset = super().EndVector(numElems)
+        if self._vector_has_offsets:
+            return offset
+        head = self.Head()
+        key = (elem_size, alignment, bytes(self.Bytes[head : head + 4 + elem_size * count]))
+        earlier = self._vectors.get(key)
+        if earlier is None:
+            self._vectors[key] = offset
+            return offset
+        self.head = len(self.Bytes) - self._vector_start  # drop the repeat and its padding
+        return earlier
+
+
+class _PackOnce:
+    """Stands for an object-API table wherever an equal one is used: packed at its first use,
+    the same offset at every later one."""
+
+    def __init__(self, table):
+        self._table, self._offsets = table, {}
+
+    def Pack(self, builder):  # noqa: N802 (the object API's name)
+        if id(builder) not in self._offsets:
+            self._offsets[id(builder)] = self._table.Pack(builder)
+        return self._offsets[id(builder)]
+
+
+def _content_key(value):
+    """A hashable key that is equal for object-API values that pack to the same table."""
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return value
+    if isinstance(value, np.generic):
+        return (value.dtype.str, value.item())
+    if isinstance(value, np.ndarray):
+        return (value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, (list, tuple)):
+        return tuple(_content_key(v) for v in value)
+    fields = sorted(vars(value).items())
+    return (type(value).__name__, tuple((k, _content_key(v)) for k, v in fields))
+
+
+def _share_tables(model) -> None:
+    """Equal quantization parameters and equal builtin options become one :class:`_PackOnce`."""
+    shared: dict = {}
+
+    def once(table):
+        if table is None:
+            return None
+        return shared.setdefault(_content_key(table), _PackOnce(table))
+
+    for subgraph in model.subgraphs or []:
+        for tensor in subgraph.tensors or []:
+            tensor.quantization = once(tensor.quantization)
+        for op in subgraph.operators or []:
+            op.builtinOptions = once(op.builtinOptions)
+            op.builtinOptions2 = once(op.builtinOptions2)
+
+
+def _share_empty_buffers(model) -> None:
+    """Every tensor without data points at buffer 0 (the schema's empty sentinel), and the
+    buffers nothing points at any more are dropped (the others renumbered, in order)."""
+    buffers = model.buffers or []
+    if not buffers or not _is_empty(buffers[0]):
+        return
+    tensors = [t for g in model.subgraphs or [] for t in g.tensors or []]
+    for tensor in tensors:
+        if _is_empty(buffers[tensor.buffer]):
+            tensor.buffer = 0
+    used = {0} | {t.buffer for t in tensors} | {m.buffer for m in model.metadata or []}
+    new_index = {old: new for new, old in enumerate(sorted(used))}
+    for tensor in tensors:
+        tensor.buffer = new_index[tensor.buffer]
+    for entry in model.metadata or []:
+        entry.buffer = new_index[entry.buffer]
+    model.buffers = [buffers[i] for i in sorted(used)]
+
+
+def _is_empty(buffer) -> bool:
+    return (buffer.data is None or len(buffer.data) == 0) and not buffer.offset and not buffer.size
+
+
+def _to_shared_bytes(model) -> bytes:
+    """``model`` packed with every repeat stored once (:class:`_SharingBuilder`,
+    :func:`_share_tables`, :func:`_share_empty_buffers`). Changes ``model``."""
+    _share_empty_buffers(model)
+    _share_tables(model)
+    builder = _SharingBuilder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")  # TFLite's file identifier
+    return bytes(builder.Output())
 
 
 def _text(value) -> str:
@@ -79,7 +209,10 @@ def micro_flatbuffer(tflite_bytes: bytes) -> bytes:
       (its first scale) at most, to check it against input x filter scale[0]. 12 bytes per
       channel;
     - every tensor name, the description, the signature defs and every metadata entry but
-      :data:`TFLM_METADATA` (their buffers emptied, so buffer indices do not move).
+      :data:`TFLM_METADATA` (their buffers emptied);
+    - what repeats is stored once (:func:`_to_shared_bytes`): equal shapes, zero points and
+      other scalar vectors, equal quantization and option tables, and the empty buffers of the
+      activations (all of them buffer 0, the schema's empty sentinel; buffers renumbered).
 
     The export runs TFLM on both flatbuffers and requires identical outputs
     (:func:`keras_hrf.export.export`).
@@ -120,11 +253,12 @@ def micro_flatbuffer(tflite_bytes: bytes) -> bytes:
     model.metadata = keep or None
     model.signatureDefs = None
     model.description = None
-    return _to_bytes(model)
+    return _to_shared_bytes(model)
 
 
 def size_breakdown(tflite_bytes: bytes) -> dict[str, int]:
-    """Bytes of a flatbuffer by what they hold.
+    """Bytes of a flatbuffer by what they hold; what is stored once and used by several tensors
+    (:func:`micro_flatbuffer`'s shared vectors) counts once.
 
     Returns:
         ``total``; ``weights`` (constant tensor data: weights, biases, shape constants);
@@ -132,25 +266,34 @@ def size_breakdown(tflite_bytes: bytes) -> dict[str, int]:
         min / max); ``metadata`` (metadata buffers); ``structure`` (the rest: tensor and
         operator tables, shapes, options, offsets, alignment).
     """
-    model = _model_object(tflite_bytes)
-    meta_buffers = {m.buffer for m in model.metadata or []}
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(bytearray(tflite_bytes), 0)
+    meta_buffers = {model.Metadata(i).Buffer() for i in range(model.MetadataLength())}
     weights = metadata = 0
-    for i, buffer in enumerate(model.buffers or []):
-        n = 0 if buffer.data is None else len(buffer.data)
+    for i in range(model.BuffersLength()):
+        n = model.Buffers(i).DataLength()
         if i in meta_buffers:
             metadata += n
         else:
             weights += n
     names = quant = 0
-    for subgraph in model.subgraphs or []:
-        for tensor in subgraph.tensors or []:
-            names += len(tensor.name or b"")
-            q = tensor.quantization
+    counted: set[int] = set()  # start positions of the quantization vectors counted
+    # QuantizationParameters' vtable slots: min 4, max 6, scale 8, zero_point 10.
+    fields = ((4, 4), (6, 4), (8, 4), (10, 8))  # (slot, bytes per value)
+    for g in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(g)
+        for t in range(subgraph.TensorsLength()):
+            tensor = subgraph.Tensors(t)
+            names += len(tensor.Name() or b"")
+            q = tensor.Quantization()
             if q is None:
                 continue
-            for field, width in (("scale", 4), ("zeroPoint", 8), ("min", 4), ("max", 4)):
-                values = getattr(q, field)
-                quant += 0 if values is None else len(values) * width
+            for slot, width in fields:
+                o = q._tab.Offset(slot)
+                if o and q._tab.Vector(o) not in counted:
+                    counted.add(q._tab.Vector(o))
+                    quant += q._tab.VectorLen(o) * width
     total = len(tflite_bytes)
     return {
         "total": total,

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
+from support.tflm import needs_gxx
 
 from data_prep import int8 as quant
 from keras_hrf import tflite
@@ -177,3 +178,77 @@ def test_project_kernels_match_tflms_reference_kernels_on_every_layout(layout_ex
     np.testing.assert_array_equal(run.outputs, e["reference"].reshape(run.outputs.shape))
     if target != "host":  # profiled under QEMU: the kernels ran
         assert set(OWN) <= set(run.op_instructions())
+
+
+def _multiply_by_quantized_multiplier(x: int, m: int, e: int) -> int:
+    """TFLite's MultiplyByQuantizedMultiplier(x, m, -e) for e >= 0, as gemmlowp writes it:
+    SaturatingRoundingDoublingHighMul (sign-dependent nudge, division truncating toward zero),
+    then RoundingDivideByPOT (mask, threshold)."""
+    if x == m == -(2**31):
+        v = 2**31 - 1
+    else:
+        ab = x * m
+        t = ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30))
+        v = (abs(t) >> 31) * (1 if t >= 0 else -1)
+    mask = (1 << e) - 1
+    return (v >> e) + (1 if (v & mask) > (mask >> 1) + (1 if v < 0 else 0) else 0)
+
+
+@needs_gxx
+def test_requantization_matches_tflite_on_golden_vectors(tmp_path):
+    """RightShiftRequant (FULLY_CONNECTED's and BATCH_MATMUL's requantization) against a Python
+    port of TFLite's integer arithmetic: the general form for every exponent and sum, the
+    bounded one (one rounding multiply and one shift, offset folded in) for the sums it is
+    used for (|x| < 2^30, exponent <= 22), ties of the rounding included. Host build (the
+    portable form; Cortex-M4's SMMULR is compared with TFLM by the layout test above)."""
+    import re
+    import subprocess
+
+    source = csource._ROWS_CC
+    struct = re.search(r"struct RightShiftRequant \{.*?\n\};\n", source, re.S).group(0)
+    rng = np.random.default_rng(0)
+    cases = []
+    for _ in range(4000):
+        m = int(rng.integers(1 << 30, 1 << 31))
+        e = int(rng.integers(0, 32))
+        offset = int(rng.integers(-128, 128))
+        small = e <= 22 and rng.random() < 0.8
+        limit = (1 << 30) - 1 if small else 2**31 - 1
+        if rng.random() < 0.5:  # a sum whose high product lands on a rounding tie (or next to it)
+            span = 1 << max(29 - e, 0)  # |v| < 2^29: its x within the range
+            v = (int(rng.integers(-span, span)) << e) + (1 << max(e - 1, 0))
+            base = (v << 31) // m
+            xs = [base - 1, base, base + 1]
+        else:
+            xs = [int(rng.integers(-limit, limit + 1))]
+        for x in xs:
+            if -limit <= x <= limit:
+                expected = offset + _multiply_by_quantized_multiplier(x, m, e)
+                cases.append((x, m, e, offset, int(small), expected))
+    table = ",\n".join(f"{{{x}LL, {m}LL, {e}, {o}, {b}, {y}LL}}" for x, m, e, o, b, y in cases)
+    program = tmp_path / "requant.cc"
+    program.write_text(
+        "#include <cstdint>\n#include <cstdio>\nnamespace keras_hrf {\n" + struct + "}\n"
+        "struct Case { long long x, m; int e, offset, small; long long expected; };\n"
+        f"static const Case kCases[] = {{\n{table}\n}};\n"
+        "int main() {\n"
+        "  int wrong = 0, bounded = 0;\n"
+        "  for (const Case& c : kCases) {\n"
+        "    keras_hrf::RightShiftRequant q(static_cast<int32_t>(c.m), c.e, c.offset, c.small);\n"
+        "    const long long general = c.offset + q(static_cast<int32_t>(c.x));\n"
+        "    if (general != c.expected) ++wrong;\n"
+        "    if (q.bounded) {\n"
+        "      ++bounded;\n"
+        "      if (q.Bounded(static_cast<int32_t>(c.x)) != c.expected) ++wrong;\n"
+        "    }\n"
+        "  }\n"
+        '  std::printf("%d %d\\n", wrong, bounded);\n'
+        "  return 0;\n}\n"
+    )
+    exe = tmp_path / "requant"
+    subprocess.run(["g++", "-O2", "-std=c++17", "-o", str(exe), str(program)], check=True)
+    wrong, bounded = map(int, subprocess.run([str(exe)], capture_output=True, text=True,
+                                             check=True).stdout.split())  # fmt: skip
+    assert wrong == 0
+    expected_bounded = sum(c[4] for c in cases)
+    assert bounded == expected_bounded > 2000
