@@ -813,32 +813,33 @@ inline TFLMRegistration Register_DEPTHWISE_CONV_2D_INT8_ONE_CHANNEL() {
 _ROWS_CC = """\
 namespace keras_hrf {
 
-// One output channel's requantization, TFLite's MultiplyByQuantizedMultiplier(x, multiplier,
-// -exponent) for exponent >= 0 and a non-negative multiplier (what TFLite's quantizer writes):
-// SaturatingRoundingDoublingHighMul, whose rounding (x * m + 2^30) >> 31 equals gemmlowp's
-// sign-dependent nudge and truncating division (its one saturating case, INT32_MIN squared,
-// needs a negative multiplier), then RoundingDivideByPOT with the mask and threshold of the
-// exponent computed once.
+// One output channel's requantization: the output offset plus TFLite's
+// MultiplyByQuantizedMultiplier(x, multiplier, -exponent) for exponent >= 0 and a non-negative
+// multiplier (what TFLite's quantizer writes): SaturatingRoundingDoublingHighMul, whose
+// rounding (x * m + 2^30) >> 31 equals gemmlowp's sign-dependent nudge and truncating division
+// (its one saturating case, INT32_MIN squared, needs a negative multiplier), then
+// RoundingDivideByPOT with the mask and threshold of the exponent computed once.
 struct RightShiftRequant {
-  int32_t multiplier, exponent, mask, half;
+  int32_t multiplier, exponent, mask, half, offset;
   // Bounded(): for sums the caller knows to lie within +-2^30 (and exponent <= 22).
   bool bounded;
   int32_t addend, negative_fix;
-  explicit RightShiftRequant(int32_t m = 0, int e = 0, int32_t offset = 0,
+  explicit RightShiftRequant(int32_t m = 0, int e = 0, int32_t out_offset = 0,
                              bool small_sums = false)
       : multiplier(m),
         exponent(e),
         mask(static_cast<int32_t>((static_cast<int64_t>(1) << e) - 1)),
         half(static_cast<int32_t>(((static_cast<int64_t>(1) << e) - 1) >> 1)),
+        offset(out_offset),
         bounded(small_sums && e <= 22),
-        addend(e > 0 && e <= 22 ? (1 << (e - 1)) + offset * (1 << e) : offset),
+        addend(bounded && e > 0 ? (1 << (e - 1)) + out_offset * (1 << e) : out_offset),
         negative_fix(e > 0 ? 1 : 0) {}
   int32_t operator()(int32_t x) const {
     const int32_t v = static_cast<int32_t>(
         (static_cast<int64_t>(x) * multiplier + (static_cast<int64_t>(1) << 30)) >> 31);
-    return (v >> exponent) + ((v & mask) > half + (v < 0 ? 1 : 0) ? 1 : 0);
+    return offset + (v >> exponent) + ((v & mask) > half + (v < 0 ? 1 : 0) ? 1 : 0);
   }
-  // offset + (*this)(x) for |x| < 2^30, in fewer instructions (Cortex-M4: 6 instead of 11).
+  // (*this)(x) for |x| < 2^30, in fewer instructions.
   // The high multiply as one rounding multiply of 2 x (SMMULR: (2 x m + 2^31) >> 32, the same
   // integer as (x m + 2^30) >> 31; 2 x cannot overflow); RoundingDivideByPOT, which rounds
   // half away from zero, as floor((v + 2^(e-1) - [v < 0]) / 2^e) for e > 0; and the offset
@@ -925,18 +926,17 @@ __attribute__((noinline)) inline void ChannelPairSums(const int8_t* x, int rows,
   }
 }
 
-// out[r * stride] = clamp(offset + q(sums[2 r] (+ row_add[r]))), r < rows: one channel's
+// out[r * stride] = clamp(q(sums[2 r] (+ row_add[r]))), r < rows: one channel's
 // outputs, its requantization parameters held in registers for the whole loop. row_add: a
 // per-row term of the sums (BATCH_MATMUL's second zero point times the row's sum), or unused.
 // kBounded: q.Bounded (the caller guarantees the sums' range, q.bounded).
 template <bool kFullRange, bool kRowAdd, bool kBounded>
 __attribute__((noinline)) void RequantizeChannel(const int32_t* sums, const int32_t* row_add,
-                                                 int rows, RightShiftRequant q, int32_t offset,
-                                                 int32_t lo, int32_t hi, int8_t* out,
-                                                 int stride) {
+                                                 int rows, RightShiftRequant q, int32_t lo,
+                                                 int32_t hi, int8_t* out, int stride) {
   for (int r = 0; r < rows; ++r, sums += 2, out += stride) {
     const int32_t x = kRowAdd ? *sums + row_add[r] : *sums;
-    const int32_t v = kBounded ? q.Bounded(x) : offset + q(x);
+    const int32_t v = kBounded ? q.Bounded(x) : q(x);
 #if defined(ARM_MATH_DSP) && defined(__GNUC__)
     if (kFullRange) {
       int32_t sat;
@@ -951,14 +951,12 @@ __attribute__((noinline)) void RequantizeChannel(const int32_t* sums, const int3
 
 template <bool kRowAdd, bool kBounded>
 inline void RequantizeChannelOf(const int32_t* sums, const int32_t* row_add, int rows,
-                                const RightShiftRequant& q, int32_t offset, int32_t lo,
-                                int32_t hi, int8_t* out, int stride) {
+                                const RightShiftRequant& q, int32_t lo, int32_t hi,
+                                int8_t* out, int stride) {
   if (lo == -128 && hi == 127) {
-    RequantizeChannel<true, kRowAdd, kBounded>(sums, row_add, rows, q, offset, lo, hi, out,
-                                               stride);
+    RequantizeChannel<true, kRowAdd, kBounded>(sums, row_add, rows, q, lo, hi, out, stride);
   } else {
-    RequantizeChannel<false, kRowAdd, kBounded>(sums, row_add, rows, q, offset, lo, hi, out,
-                                                stride);
+    RequantizeChannel<false, kRowAdd, kBounded>(sums, row_add, rows, q, lo, hi, out, stride);
   }
 }
 
@@ -966,15 +964,13 @@ inline void RequantizeChannelOf(const int32_t* sums, const int32_t* row_add, int
 // channels, or with `second_only` only the second (an odd last channel).
 template <bool kRowAdd>
 inline void RequantizeChannelPair(const int32_t* sums, const int32_t* row_add, int rows,
-                                  const RightShiftRequant* q, int32_t offset, int32_t lo,
-                                  int32_t hi, int8_t* out, int stride, bool second_only) {
+                                  const RightShiftRequant* q, int32_t lo, int32_t hi,
+                                  int8_t* out, int stride, bool second_only) {
   for (int j = second_only ? 1 : 0; j < 2; ++j) {
     if (q[j].bounded) {
-      RequantizeChannelOf<kRowAdd, true>(sums + j, row_add, rows, q[j], offset, lo, hi, out + j,
-                                         stride);
+      RequantizeChannelOf<kRowAdd, true>(sums + j, row_add, rows, q[j], lo, hi, out + j, stride);
     } else {
-      RequantizeChannelOf<kRowAdd, false>(sums + j, row_add, rows, q[j], offset, lo, hi,
-                                          out + j, stride);
+      RequantizeChannelOf<kRowAdd, false>(sums + j, row_add, rows, q[j], lo, hi, out + j, stride);
     }
   }
 }
@@ -1053,8 +1049,8 @@ inline TfLiteStatus FullyConnectedRowsEval(TfLiteContext* context, TfLiteNode* n
     for (int r = 0; r < rows; r += kRowBlock) {
       const int n = rows - r < kRowBlock ? rows - r : kRowBlock;
       ChannelPairSums(in + r * depth, n, depth, weights + first * depth, init[0], init[1], sums);
-      RequantizeChannelPair<false>(sums, nullptr, n, q, out_offset, lo, hi,
-                                   out + r * channels + first, channels, odd);
+      RequantizeChannelPair<false>(sums, nullptr, n, q, lo, hi, out + r * channels + first,
+                                   channels, odd);
     }
   }
   return kTfLiteOk;
@@ -1139,8 +1135,8 @@ inline TfLiteStatus BatchMatmulRowsEval(TfLiteContext* context, TfLiteNode* node
           init[j] = lhs_offset * (SumInt8(w + (first + j) * depth, depth) + depth * rhs_offset);
         }
         ChannelPairSums(block, n, depth, w + first * depth, init[0], init[1], sums);
-        RequantizeChannelPair<true>(sums, row_add, n, q, out_offset, lo, hi,
-                                    out + r * cols + first, cols, odd);
+        RequantizeChannelPair<true>(sums, row_add, n, q, lo, hi, out + r * cols + first, cols,
+                                    odd);
       }
     }
   }

@@ -291,8 +291,9 @@ def size_breakdown(tflite_bytes: bytes) -> dict[str, int]:
                 continue
             for slot, width in fields:
                 o = q._tab.Offset(slot)
-                if o and q._tab.Vector(o) not in counted:
-                    counted.add(q._tab.Vector(o))
+                start = q._tab.Vector(o) if o else None
+                if start is not None and start not in counted:
+                    counted.add(start)
                     quant += q._tab.VectorLen(o) * width
     total = len(tflite_bytes)
     return {

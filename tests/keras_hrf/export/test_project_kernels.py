@@ -235,7 +235,7 @@ def test_requantization_matches_tflite_on_golden_vectors(tmp_path):
         "  int wrong = 0, bounded = 0;\n"
         "  for (const Case& c : kCases) {\n"
         "    keras_hrf::RightShiftRequant q(static_cast<int32_t>(c.m), c.e, c.offset, c.small);\n"
-        "    const long long general = c.offset + q(static_cast<int32_t>(c.x));\n"
+        "    const long long general = q(static_cast<int32_t>(c.x));\n"
         "    if (general != c.expected) ++wrong;\n"
         "    if (q.bounded) {\n"
         "      ++bounded;\n"
