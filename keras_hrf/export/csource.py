@@ -176,16 +176,29 @@ INT8_REGISTRATIONS: dict[str, tuple[str, str]] = {
 #:   each input's rescaling from a 256-entry table, so one requantization per element instead of
 #:   three. TFLM indexes every element of a broadcast through its 6-D slow path (~115
 #:   instructions per element) and CMSIS-NN's arm_elementwise_add_s8 requantizes three times
-#:   (~80): ADD 1.2 M -> 0.6 M, SUB 2.1 M -> 0.7 M. Other broadcasts run the reference code.
+#:   (~80): ADD 1.2 M -> 0.6 M, SUB 2.1 M -> 0.7 M; with the output's requantization as
+#:   ``RightShiftRequant.Bounded`` (the two rescaled inputs stay below 2^29) 42 -> 20
+#:   instructions per element. Other broadcasts run the reference code.
 #: - MUL broadcast per row, per column or as one value (``(x - mean) * rsqrt(var)``) without
-#:   the 6-D index walk, and ``x * x`` (the variance) from a table: 2.4 M -> 1.7 M; other MULs
-#:   go to TFLM's int8 kernel (CMSIS-NN's arm_elementwise_mul_s8 on Cortex-M).
+#:   the 6-D index walk, and ``x * x`` (the variance) from a table: 2.4 M -> 1.7 M; then
+#:   operands of the same shape too (the GLU and SiLU gates; CMSIS-NN's arm_elementwise_mul_s8
+#:   spent 36 instructions per element, the project's loop 17.3) and Bounded() requantization
+#:   (per row 39.6 -> 17.7): 1.66 M -> 0.86 M. Other broadcasts, and same shapes on Cortex-M55,
+#:   go to TFLM's int8 kernel.
 #: - DEPTHWISE_CONV_2D over one input channel (the stems' first convolution, written so by
 #:   :func:`keras_hrf.reparam.one_channel_convs_to_depthwise`): four output channels per pass
 #:   over the input, their parameters loaded once per pass. The Transformers' 3 x 3 stem
-#:   (stride 2, 1 -> 4 channels, 150 x 32 outputs per channel): 2.18 M -> 1.59 M on Cortex-M4
-#:   (the light ConvTransformer with batch-norm: 3.01 -> 2.91 instructions per MAC); other
-#:   depthwise layouts, and Cortex-M55, run TFLM's kernel.
+#:   (stride 2, 1 -> 4 channels, 150 x 32 outputs per channel): 2.18 M -> 1.59 M on Cortex-M4,
+#:   1.35 M with Bounded() requantization. With a channel multiplier of 1 and more than 9 taps
+#:   (the Conformer's 15-tap convolution over time) four channels per word (SXTB16, SADD16,
+#:   SMLABB / SMLATT): 0.59 M -> 0.37 M. ds_cnn's 3 x 3 depthwise layers stay on CMSIS-NN's
+#:   kernel (73 instructions per output against this loop's 83); Cortex-M55 runs TFLM's.
+#: - CONV_2D over a small input depth (4-16 channels, a multiple of 4) with a kernel larger
+#:   than 1 x 1 (the Conformer stem's second convolution, ds_cnn's first after space-to-depth):
+#:   FULLY_CONNECTED's loops below over im2col rows built on the stack, 1 KB at a time. The
+#:   light Conformer's 3 x 3 x 4 -> 16: 141 -> 88 instructions per output (2.71 M -> 1.69 M);
+#:   ds_cnn's 3 x 2 x 8 -> 12: 4.83 M -> 3.16 M. 1 x 1 convolutions (CMSIS-NN's
+#:   arm_convolve_1x1_s8_fast, no im2col) and Cortex-M55 run TFLM's kernel.
 #: - FULLY_CONNECTED over several rows (the Transformers' linears, per frame; per-channel
 #:   weights, a right-shift requantization): two rows by two channels of SXTB16 / SMLAD in an
 #:   assembly loop (22 instructions per 16 MACs), the sums of a block of 32 rows kept on the
@@ -233,6 +246,64 @@ inline int32_t RequantizeSmallerThanOne(int32_t x, int32_t multiplier, int shift
 
 inline int8_t ClampToInt8(int32_t v, int32_t lo = -128, int32_t hi = 127) {
   return static_cast<int8_t>(v < lo ? lo : v > hi ? hi : v);
+}
+
+// One output channel's requantization: the output offset plus TFLite's
+// MultiplyByQuantizedMultiplier(x, multiplier, -exponent) for exponent >= 0 and a non-negative
+// multiplier (what TFLite's quantizer writes): SaturatingRoundingDoublingHighMul, whose
+// rounding (x * m + 2^30) >> 31 equals gemmlowp's sign-dependent nudge and truncating division
+// (its one saturating case, INT32_MIN squared, needs a negative multiplier), then
+// RoundingDivideByPOT with the mask and threshold of the exponent computed once.
+struct RightShiftRequant {
+  int32_t multiplier, exponent, mask, half, offset;
+  // Bounded(): for sums the caller knows to lie within +-2^30 (and exponent <= 22).
+  bool bounded;
+  int32_t addend, negative_fix;
+  explicit RightShiftRequant(int32_t m = 0, int e = 0, int32_t out_offset = 0,
+                             bool small_sums = false)
+      : multiplier(m),
+        exponent(e),
+        mask(static_cast<int32_t>((static_cast<int64_t>(1) << e) - 1)),
+        half(static_cast<int32_t>(((static_cast<int64_t>(1) << e) - 1) >> 1)),
+        offset(out_offset),
+        bounded(small_sums && e <= 22),
+        addend(bounded && e > 0 ? (1 << (e - 1)) + out_offset * (1 << e) : out_offset),
+        negative_fix(e > 0 ? 1 : 0) {}
+  int32_t operator()(int32_t x) const {
+    const int32_t v = static_cast<int32_t>(
+        (static_cast<int64_t>(x) * multiplier + (static_cast<int64_t>(1) << 30)) >> 31);
+    return offset + (v >> exponent) + ((v & mask) > half + (v < 0 ? 1 : 0) ? 1 : 0);
+  }
+  // (*this)(x) for |x| < 2^30, in fewer instructions.
+  // The high multiply as one rounding multiply of 2 x (SMMULR: (2 x m + 2^31) >> 32, the same
+  // integer as (x m + 2^30) >> 31; 2 x cannot overflow); RoundingDivideByPOT, which rounds
+  // half away from zero, as floor((v + 2^(e-1) - [v < 0]) / 2^e) for e > 0; and the offset
+  // times 2^e in the same addend (adding a multiple of 2^e before the arithmetic shift adds
+  // the multiple after it; |v| < 2^30 and |offset 2^e| <= 2^29 keep the sum in range).
+  int32_t Bounded(int32_t x) const {
+    int32_t v;
+#if defined(ARM_MATH_DSP) && defined(__GNUC__)
+    asm("smmulr %0, %1, %2" : "=r"(v) : "r"(x * 2), "r"(multiplier));
+#else
+    v = static_cast<int32_t>(
+        (static_cast<int64_t>(x) * 2 * multiplier + (static_cast<int64_t>(1) << 31)) >> 32);
+#endif
+    const int32_t negative = static_cast<int32_t>(static_cast<uint32_t>(v) >> 31) & negative_fix;
+    return (v + addend - negative) >> exponent;
+  }
+};
+
+// clamp(v, lo, hi) as int8; kFullRange (lo = -128, hi = 127): one SSAT on Cortex-M.
+template <bool kFullRange>
+inline int8_t Saturate(int32_t v, int32_t lo, int32_t hi) {
+#if defined(ARM_MATH_DSP) && defined(__GNUC__)
+  if (kFullRange) {
+    int32_t sat;
+    asm("ssat %0, #8, %1" : "=r"(sat) : "r"(v));
+    return static_cast<int8_t>(sat);
+  }
+#endif
+  return ClampToInt8(v, kFullRange ? -128 : lo, kFullRange ? 127 : hi);
 }
 
 // The operands of a convolution or fully connected op: input, weights, optional bias, output.
@@ -568,11 +639,43 @@ inline int32_t ScaleInput(int32_t offset, int32_t v, int left_shift, int32_t mul
   return RequantizeSmallerThanOne((offset + v) * (1 << left_shift), multiplier, shift);
 }
 
+// out = clamp(q.Bounded(f(x, y))) over the layout b, f the int32 value an elementwise op
+// requantizes (the caller knows it lies within Bounded()'s range). q, the steps and the row count
+// are values in registers (see RequantizeChannel).
+template <bool kFullRange, typename F>
+__attribute__((noinline)) void BoundedElementwise(const int8_t* x, const int8_t* y, Broadcast b,
+                                                  RightShiftRequant q, int32_t lo, int32_t hi,
+                                                  int8_t* out, F f) {
+#if defined(__GNUC__)
+  asm("" : "+r"(q.addend), "+r"(q.negative_fix), "+r"(b.row), "+r"(b.col));
+#endif
+  for (int r = 0; r < b.rows; ++r, x += b.depth, out += b.depth) {
+    const int8_t* y_row = y + r * b.row;
+    for (int c = 0; c < b.depth; ++c) {
+      out[c] = Saturate<kFullRange>(q.Bounded(f(x[c], y_row[c * b.col])), lo, hi);
+    }
+  }
+}
+
+// BoundedElementwise with the clamp to the whole int8 range (one SSAT) where lo and hi are it.
+template <typename F>
+inline void BoundedElementwiseOf(const int8_t* x, const int8_t* y, const Broadcast& b,
+                                 const RightShiftRequant& q, int32_t lo, int32_t hi, int8_t* out,
+                                 F f) {
+  if (lo == -128 && hi == 127) {
+    BoundedElementwise<true>(x, y, b, q, lo, hi, out, f);
+  } else {
+    BoundedElementwise<false>(x, y, b, q, lo, hi, out, f);
+  }
+}
+
 // out = x +/- y over the layout b. An int8 input takes 256 values, so on large tensors each
 // input's rescaling comes from a 256-entry table (on the stack, filled by the same function):
-// one requantization per element instead of three. (The parameters are copied into locals: an
-// int8 store may alias any object, so fields read through a pointer would be reloaded after
-// every element.)
+// one requantization per element instead of three, as a high multiply, one add and a shift
+// (Bounded()) where left_shift <= 21 keeps both rescaled inputs below 2^29 in magnitude
+// (|offset + v| <= 255, multipliers below one), so their sum or difference within Bounded()'s
+// +-2^30. (The parameters are copied into locals: an int8 store may alias any object, so
+// fields read through a pointer would be reloaded after every element.)
 template <bool kSubtract>
 inline void ScaledSumInt8(const ScaledInputs& p, const int8_t* x, const int8_t* y,
                           const Broadcast& b, int8_t* out) {
@@ -601,6 +704,14 @@ inline void ScaledSumInt8(const ScaledInputs& p, const int8_t* x, const int8_t* 
   }
   const int32_t* s1 = table1 + 128;
   const int32_t* s2 = table2 + 128;
+  const RightShiftRequant q(out_multiplier, -out_shift, out_offset,
+                            p.left_shift >= 0 && p.left_shift <= 21);
+  if (q.bounded && out_shift <= 0 && out_multiplier >= 0) {
+    BoundedElementwiseOf(x, y, b, q, lo, hi, out, [s1, s2](int8_t u, int8_t v) {
+      return kSubtract ? s1[u] - s2[v] : s1[u] + s2[v];
+    });
+    return;
+  }
   for (int r = 0; r < rows; ++r, x += depth, out += depth) {
     const int8_t* y_row = y + r * row_step;
     for (int c = 0; c < depth; ++c) {
@@ -720,25 +831,161 @@ inline TFLMRegistration Register_SUB_INT8_TABLES() {
 _DEPTHWISE_CC = """\
 #include "tensorflow/lite/micro/kernels/conv.h"
 #include "tensorflow/lite/micro/kernels/depthwise_conv.h"
+#if defined(ARM_MATH_DSP) && defined(__ARM_FEATURE_DSP)
+#include <arm_acle.h>
+#endif
 
 namespace keras_hrf {
 
-// int8 DEPTHWISE_CONV_2D over one input channel: a convolution of a one-channel spectrogram
-// into F channels, the form keras_hrf.reparam.one_channel_convs_to_depthwise gives a model's
-// first convolution. reference_integer_ops::DepthwiseConvPerChannel's sums (integer, so their
-// order does not matter), requantization and clamp, four output channels per pass with their
-// accumulators in registers and each input value loaded once per pass; padding skips the taps
-// outside the input as the reference does. CMSIS-NN's channel-multiplier loop spends 113
-// Cortex-M4 instructions per output on the light Transformers' 3 x 3 stem, this one 66 (by its
-// disassembly about half of them requantize: TFLite's double rounding). Other layouts (more
-// input channels, dilation, a multiplier not divisible by 4) go to TFLM's kernel, and so does
-// everything on Cortex-M55, where CMSIS-NN runs this layout as an MVE convolution.
+// The taps [lo, hi) of a k-tap window starting at `start` that lie inside [0, extent): padding
+// taps are skipped, as the reference kernels do.
+struct TapRange {
+  int lo, hi;
+  TapRange(int start, int extent, int k)
+      : lo(start < 0 ? -start : 0), hi(extent - start < k ? extent - start : k) {}
+};
+
+// The loops of DepthwiseOneChannelEval: four channels per pass over the input, their biases and
+// requantization parameters loaded once per pass (not once per pixel); kBounded: Bounded()
+// requantization (the caller checked every channel's range).
+template <bool kBounded>
+__attribute__((noinline)) void DepthwiseOneChannel(
+    const int8_t* in, const int8_t* weights, const int32_t* b, const int32_t* mult,
+    const int32_t* shift, int batches, int in_h, int in_w, int kh, int kw, int depth, int out_h,
+    int out_w, int sh, int sw, int pad_h, int pad_w, int32_t in_offset, int32_t out_offset,
+    int32_t lo, int32_t hi, int8_t* out) {
+  for (int c = 0; c < depth; c += 4) {
+    const int32_t b0 = b != nullptr ? b[c] : 0, b1 = b != nullptr ? b[c + 1] : 0;
+    const int32_t b2 = b != nullptr ? b[c + 2] : 0, b3 = b != nullptr ? b[c + 3] : 0;
+    const int32_t m0 = mult[c], m1 = mult[c + 1], m2 = mult[c + 2], m3 = mult[c + 3];
+    const int s0 = shift[c], s1 = shift[c + 1], s2 = shift[c + 2], s3 = shift[c + 3];
+    const RightShiftRequant q0(m0, kBounded ? -s0 : 0, out_offset, kBounded);
+    const RightShiftRequant q1(m1, kBounded ? -s1 : 0, out_offset, kBounded);
+    const RightShiftRequant q2(m2, kBounded ? -s2 : 0, out_offset, kBounded);
+    const RightShiftRequant q3(m3, kBounded ? -s3 : 0, out_offset, kBounded);
+    const int8_t* image = in;
+    int8_t* o = out + c;
+    for (int n = 0; n < batches; ++n, image += in_h * in_w) {
+      for (int oy = 0; oy < out_h; ++oy) {
+        const int y0 = oy * sh - pad_h;
+        const TapRange ky_in(y0, in_h, kh);
+        for (int ox = 0; ox < out_w; ++ox, o += depth) {
+          const int x0 = ox * sw - pad_w;
+          const TapRange kx_in(x0, in_w, kw);
+          int32_t a0 = b0, a1 = b1, a2 = b2, a3 = b3;  // integer sums: any order, same result
+          for (int ky = ky_in.lo; ky < ky_in.hi; ++ky) {
+            const int8_t* row = image + (y0 + ky) * in_w + x0;
+            const int8_t* f = weights + (ky * kw + kx_in.lo) * depth + c;
+            for (int kx = kx_in.lo; kx < kx_in.hi; ++kx, f += depth) {
+              const int32_t v = row[kx] + in_offset;
+              a0 += v * f[0];
+              a1 += v * f[1];
+              a2 += v * f[2];
+              a3 += v * f[3];
+            }
+          }
+          if (kBounded) {
+            o[0] = ClampToInt8(q0.Bounded(a0), lo, hi);
+            o[1] = ClampToInt8(q1.Bounded(a1), lo, hi);
+            o[2] = ClampToInt8(q2.Bounded(a2), lo, hi);
+            o[3] = ClampToInt8(q3.Bounded(a3), lo, hi);
+          } else {
+            o[0] = ClampToInt8(out_offset + Requantize(a0, m0, s0), lo, hi);
+            o[1] = ClampToInt8(out_offset + Requantize(a1, m1, s1), lo, hi);
+            o[2] = ClampToInt8(out_offset + Requantize(a2, m2, s2), lo, hi);
+            o[3] = ClampToInt8(out_offset + Requantize(a3, m3, s3), lo, hi);
+          }
+        }
+      }
+    }
+  }
+}
+
+// The depthwise convolution of DepthwiseChannelsEval (channel multiplier 1, depth a multiple of
+// 4), four channels per pass: each tap's four input and four weight values are one word each,
+// widened to 16-bit pairs (SXTB16), the input offset added to both halves at once (SADD16:
+// |v + offset| <= 255) and multiplied per lane (SMLABB / SMLATT) into four sums; padding taps are
+// skipped as the reference does. Bounded() requantization (the caller checked the range).
+__attribute__((noinline)) void DepthwiseChannels(
+    const int8_t* in, const int8_t* weights, const int32_t* b, const int32_t* mult,
+    const int32_t* shift, int batches, int in_h, int in_w, int kh, int kw, int depth, int out_h,
+    int out_w, int sh, int sw, int pad_h, int pad_w, int32_t in_offset, int32_t out_offset,
+    int32_t lo, int32_t hi, int8_t* out) {
+#if defined(ARM_MATH_DSP) && defined(__ARM_FEATURE_DSP)
+  const uint32_t offsets = (static_cast<uint32_t>(in_offset) & 0xFFFFu) * 0x10001u;
+#endif
+  for (int c = 0; c < depth; c += 4) {
+    const int32_t b0 = b != nullptr ? b[c] : 0, b1 = b != nullptr ? b[c + 1] : 0;
+    const int32_t b2 = b != nullptr ? b[c + 2] : 0, b3 = b != nullptr ? b[c + 3] : 0;
+    const RightShiftRequant q0(mult[c], -shift[c], out_offset, true);
+    const RightShiftRequant q1(mult[c + 1], -shift[c + 1], out_offset, true);
+    const RightShiftRequant q2(mult[c + 2], -shift[c + 2], out_offset, true);
+    const RightShiftRequant q3(mult[c + 3], -shift[c + 3], out_offset, true);
+    const int8_t* image = in + c;
+    int8_t* o = out + c;
+    for (int n = 0; n < batches; ++n, image += in_h * in_w * depth) {
+      for (int oy = 0; oy < out_h; ++oy) {
+        const int y0 = oy * sh - pad_h;
+        const TapRange ky_in(y0, in_h, kh);
+        for (int ox = 0; ox < out_w; ++ox, o += depth) {
+          const int x0 = ox * sw - pad_w;
+          const TapRange kx_in(x0, in_w, kw);
+          int32_t a0 = b0, a1 = b1, a2 = b2, a3 = b3;  // integer sums: any order, same result
+          for (int ky = ky_in.lo; ky < ky_in.hi; ++ky) {
+            const int8_t* x = image + ((y0 + ky) * in_w + x0 + kx_in.lo) * depth;
+            const int8_t* f = weights + (ky * kw + kx_in.lo) * depth + c;
+            for (int kx = kx_in.lo; kx < kx_in.hi; ++kx, x += depth, f += depth) {
+#if defined(ARM_MATH_DSP) && defined(__ARM_FEATURE_DSP)
+              uint32_t xv, fv;
+              __builtin_memcpy(&xv, x, 4);
+              __builtin_memcpy(&fv, f, 4);
+              const int16x2_t x02 = __sadd16(__sxtb16(xv), offsets);
+              const int16x2_t x13 = __sadd16(__sxtb16((xv >> 8) | (xv << 24)), offsets);
+              const int16x2_t f02 = __sxtb16(fv), f13 = __sxtb16((fv >> 8) | (fv << 24));
+              a0 = __smlabb(x02, f02, a0);
+              a2 = __smlatt(x02, f02, a2);
+              a1 = __smlabb(x13, f13, a1);
+              a3 = __smlatt(x13, f13, a3);
+#else
+              a0 += (x[0] + in_offset) * f[0];
+              a1 += (x[1] + in_offset) * f[1];
+              a2 += (x[2] + in_offset) * f[2];
+              a3 += (x[3] + in_offset) * f[3];
+#endif
+            }
+          }
+          o[0] = ClampToInt8(q0.Bounded(a0), lo, hi);
+          o[1] = ClampToInt8(q1.Bounded(a1), lo, hi);
+          o[2] = ClampToInt8(q2.Bounded(a2), lo, hi);
+          o[3] = ClampToInt8(q3.Bounded(a3), lo, hi);
+        }
+      }
+    }
+  }
+}
+
+// int8 DEPTHWISE_CONV_2D, two layouts: over one input channel (a convolution of a one-channel
+// spectrogram into F channels, the form keras_hrf.reparam.one_channel_convs_to_depthwise gives a
+// model's first convolution), and with a channel multiplier of 1 and more than 9 taps (the
+// Conformer's 15-tap convolution over time). reference_integer_ops::DepthwiseConvPerChannel's
+// sums (integer, so their order does not matter), requantization and clamp, four output
+// channels per pass with their accumulators in registers; padding skips the taps outside the
+// input as the reference does; Bounded() requantization where every channel's range allows it.
+// Measured on Cortex-M4 (instructions per output): the light Conformer's 3 x 3 stem into 4
+// channels, CMSIS-NN's channel-multiplier loop 113, the general requantization 82.6, Bounded()
+// 70.5; its 15-tap convolution over 48 channels, CMSIS-NN's arm_depthwise_conv_s8_opt 164,
+// DepthwiseChannels 103.5. At 9 taps (ds_cnn's 3 x 3) CMSIS-NN's kernel was the faster (73 vs
+// 83), so it keeps those. Other layouts (dilation, a multiplier or depth not divisible by 4) go
+// to TFLM's kernel, and so does everything on Cortex-M55, where CMSIS-NN runs these layouts as
+// MVE convolutions.
 inline TfLiteStatus DepthwiseOneChannelEval(TfLiteContext* context, TfLiteNode* node) {
   const auto [input, filter, bias, output] = WeightedOperands::Of(context, node);
   const auto& params = *static_cast<const TfLiteDepthwiseConvParams*>(node->builtin_data);
+  const int in_c = input->dims->size == 4 ? input->dims->data[3] : 0;
   bool mine = input->type == kTfLiteInt8 && filter->type == kTfLiteInt8 &&
               output->type == kTfLiteInt8 && (bias == nullptr || bias->type == kTfLiteInt32) &&
-              input->dims->size == 4 && input->dims->data[3] == 1 &&
+              (in_c == 1 || (in_c == output->dims->data[3] &&
+                             filter->dims->data[1] * filter->dims->data[2] > 9)) &&
               params.dilation_width_factor == 1 && params.dilation_height_factor == 1 &&
               output->dims->data[3] % 4 == 0 && filter->dims->data[3] == output->dims->data[3];
 #if defined(ARM_MATH_MVEI) || defined(USE_TFLM_COMPRESSION)
@@ -763,41 +1010,28 @@ inline TfLiteStatus DepthwiseOneChannelEval(TfLiteContext* context, TfLiteNode* 
   const int8_t* weights = tflite::micro::GetTensorData<int8_t>(filter);
   const int32_t* b = bias != nullptr ? tflite::micro::GetTensorData<int32_t>(bias) : nullptr;
   int8_t* out = tflite::micro::GetTensorData<int8_t>(output);
-  // Four channels per pass over the input, their biases and requantization parameters loaded
-  // once per pass (not once per pixel).
-  for (int c = 0; c < depth; c += 4) {
-    const int32_t b0 = b != nullptr ? b[c] : 0, b1 = b != nullptr ? b[c + 1] : 0;
-    const int32_t b2 = b != nullptr ? b[c + 2] : 0, b3 = b != nullptr ? b[c + 3] : 0;
-    const int32_t m0 = mult[c], m1 = mult[c + 1], m2 = mult[c + 2], m3 = mult[c + 3];
-    const int s0 = shift[c], s1 = shift[c + 1], s2 = shift[c + 2], s3 = shift[c + 3];
-    const int8_t* image = in;
-    int8_t* o = out + c;
-    for (int n = 0; n < batches; ++n, image += in_h * in_w) {
-      for (int oy = 0; oy < out_h; ++oy) {
-        const int y0 = oy * sh - pad_h;
-        const int ky_lo = y0 < 0 ? -y0 : 0, ky_hi = in_h - y0 < kh ? in_h - y0 : kh;
-        for (int ox = 0; ox < out_w; ++ox, o += depth) {
-          const int x0 = ox * sw - pad_w;
-          const int kx_lo = x0 < 0 ? -x0 : 0, kx_hi = in_w - x0 < kw ? in_w - x0 : kw;
-          int32_t a0 = b0, a1 = b1, a2 = b2, a3 = b3;  // integer sums: any order, same result
-          for (int ky = ky_lo; ky < ky_hi; ++ky) {
-            const int8_t* row = image + (y0 + ky) * in_w + x0;
-            const int8_t* f = weights + (ky * kw + kx_lo) * depth + c;
-            for (int kx = kx_lo; kx < kx_hi; ++kx, f += depth) {
-              const int32_t v = row[kx] + in_offset;
-              a0 += v * f[0];
-              a1 += v * f[1];
-              a2 += v * f[2];
-              a3 += v * f[3];
-            }
-          }
-          o[0] = ClampToInt8(out_offset + Requantize(a0, m0, s0), lo, hi);
-          o[1] = ClampToInt8(out_offset + Requantize(a1, m1, s1), lo, hi);
-          o[2] = ClampToInt8(out_offset + Requantize(a2, m2, s2), lo, hi);
-          o[3] = ClampToInt8(out_offset + Requantize(a3, m3, s3), lo, hi);
-        }
-      }
-    }
+  // |sum| <= |bias| + kh * kw * 255 * 128: within Bounded()'s +-2^30 for |bias| < 2^29 (and a
+  // right-shift requantization), which every channel must allow for the bounded loop.
+  bool bounded = kh * kw <= 16384;
+  for (int c = 0; bounded && c < depth; ++c) {
+    const int32_t bias_c = b != nullptr ? b[c] : 0;
+    bounded = shift[c] <= 0 && mult[c] >= 0 && -shift[c] <= 22 && bias_c > -(1 << 29) &&
+              bias_c < (1 << 29);
+  }
+  if (in_c != 1) {
+    if (!bounded) return tflite::Register_DEPTHWISE_CONV_2D_INT8().invoke(context, node);
+    DepthwiseChannels(in, weights, b, mult, shift, batches, in_h, in_w, kh, kw, depth, out_h,
+                      out_w, sh, sw, pad_h, pad_w, in_offset, out_offset, lo, hi, out);
+    return kTfLiteOk;
+  }
+  if (bounded) {
+    DepthwiseOneChannel<true>(in, weights, b, mult, shift, batches, in_h, in_w, kh, kw, depth,
+                              out_h, out_w, sh, sw, pad_h, pad_w, in_offset, out_offset, lo, hi,
+                              out);
+  } else {
+    DepthwiseOneChannel<false>(in, weights, b, mult, shift, batches, in_h, in_w, kh, kw, depth,
+                               out_h, out_w, sh, sw, pad_h, pad_w, in_offset, out_offset, lo, hi,
+                               out);
   }
   return kTfLiteOk;
 }
@@ -812,51 +1046,6 @@ inline TFLMRegistration Register_DEPTHWISE_CONV_2D_INT8_ONE_CHANNEL() {
 
 _ROWS_CC = """\
 namespace keras_hrf {
-
-// One output channel's requantization: the output offset plus TFLite's
-// MultiplyByQuantizedMultiplier(x, multiplier, -exponent) for exponent >= 0 and a non-negative
-// multiplier (what TFLite's quantizer writes): SaturatingRoundingDoublingHighMul, whose
-// rounding (x * m + 2^30) >> 31 equals gemmlowp's sign-dependent nudge and truncating division
-// (its one saturating case, INT32_MIN squared, needs a negative multiplier), then
-// RoundingDivideByPOT with the mask and threshold of the exponent computed once.
-struct RightShiftRequant {
-  int32_t multiplier, exponent, mask, half, offset;
-  // Bounded(): for sums the caller knows to lie within +-2^30 (and exponent <= 22).
-  bool bounded;
-  int32_t addend, negative_fix;
-  explicit RightShiftRequant(int32_t m = 0, int e = 0, int32_t out_offset = 0,
-                             bool small_sums = false)
-      : multiplier(m),
-        exponent(e),
-        mask(static_cast<int32_t>((static_cast<int64_t>(1) << e) - 1)),
-        half(static_cast<int32_t>(((static_cast<int64_t>(1) << e) - 1) >> 1)),
-        offset(out_offset),
-        bounded(small_sums && e <= 22),
-        addend(bounded && e > 0 ? (1 << (e - 1)) + out_offset * (1 << e) : out_offset),
-        negative_fix(e > 0 ? 1 : 0) {}
-  int32_t operator()(int32_t x) const {
-    const int32_t v = static_cast<int32_t>(
-        (static_cast<int64_t>(x) * multiplier + (static_cast<int64_t>(1) << 30)) >> 31);
-    return offset + (v >> exponent) + ((v & mask) > half + (v < 0 ? 1 : 0) ? 1 : 0);
-  }
-  // (*this)(x) for |x| < 2^30, in fewer instructions.
-  // The high multiply as one rounding multiply of 2 x (SMMULR: (2 x m + 2^31) >> 32, the same
-  // integer as (x m + 2^30) >> 31; 2 x cannot overflow); RoundingDivideByPOT, which rounds
-  // half away from zero, as floor((v + 2^(e-1) - [v < 0]) / 2^e) for e > 0; and the offset
-  // times 2^e in the same addend (adding a multiple of 2^e before the arithmetic shift adds
-  // the multiple after it; |v| < 2^30 and |offset 2^e| <= 2^29 keep the sum in range).
-  int32_t Bounded(int32_t x) const {
-    int32_t v;
-#if defined(ARM_MATH_DSP) && defined(__GNUC__)
-    asm("smmulr %0, %1, %2" : "=r"(v) : "r"(x * 2), "r"(multiplier));
-#else
-    v = static_cast<int32_t>(
-        (static_cast<int64_t>(x) * 2 * multiplier + (static_cast<int64_t>(1) << 31)) >> 32);
-#endif
-    const int32_t negative = static_cast<int32_t>(static_cast<uint32_t>(v) >> 31) & negative_fix;
-    return (v + addend - negative) >> exponent;
-  }
-};
 
 // Integer sums of two channels (weight rows w and w + depth) for `rows` input rows x (row r at
 // x + r * depth): sums[2 r] channel 0, sums[2 r + 1] channel 1, each starting from init0 /
@@ -934,18 +1123,14 @@ template <bool kFullRange, bool kRowAdd, bool kBounded>
 __attribute__((noinline)) void RequantizeChannel(const int32_t* sums, const int32_t* row_add,
                                                  int rows, RightShiftRequant q, int32_t lo,
                                                  int32_t hi, int8_t* out, int stride) {
+#if defined(__GNUC__)
+  // Values, not the stack copies the by-value struct and the stack arguments are: GCC 12 reloaded
+  // those after every output's byte store (3 of the loop's 15 Cortex-M4 instructions).
+  asm("" : "+r"(q.addend), "+r"(q.negative_fix), "+r"(stride));
+#endif
   for (int r = 0; r < rows; ++r, sums += 2, out += stride) {
     const int32_t x = kRowAdd ? *sums + row_add[r] : *sums;
-    const int32_t v = kBounded ? q.Bounded(x) : q(x);
-#if defined(ARM_MATH_DSP) && defined(__GNUC__)
-    if (kFullRange) {
-      int32_t sat;
-      asm("ssat %0, #8, %1" : "=r"(sat) : "r"(v));
-      *out = static_cast<int8_t>(sat);
-      continue;
-    }
-#endif
-    *out = ClampToInt8(v, kFullRange ? -128 : lo, kFullRange ? 127 : hi);
+    *out = Saturate<kFullRange>(kBounded ? q.Bounded(x) : q(x), lo, hi);
   }
 }
 
@@ -1064,6 +1249,137 @@ inline TFLMRegistration Register_FULLY_CONNECTED_INT8_ROWS() {
 
 """
 
+_CONV_CC = """\
+#include "tensorflow/lite/micro/kernels/conv.h"
+
+namespace keras_hrf {
+
+// Bytes of the im2col block ConvSmallDepthEval builds on the stack, and the most output
+// channels it runs (their initial sums are on the stack too).
+constexpr int kPatchBytes = 1024;
+constexpr int kMaxConvChannels = 64;
+
+// Copies the patches of output pixels [first, first + n) of one image (each kh x kw x c bytes,
+// c a multiple of 4; taps outside the image filled with the input zero point, so that they add
+// 0 to the sums as the reference kernel's skipped taps do) into rows of `patches`, a word at a
+// time (the image and the patches are word-aligned: c is a multiple of 4).
+__attribute__((noinline)) inline void Im2ColBlock(const int8_t* image, int in_h, int in_w,
+                                                  int c, int kh, int kw, int sh, int sw,
+                                                  int pad_h, int pad_w, int out_w, int first,
+                                                  int n, int8_t zero_point, int8_t* patches) {
+  const uint32_t fill = 0x01010101u * static_cast<uint8_t>(zero_point);
+  const int words = c / 4;
+  uint32_t* dst = reinterpret_cast<uint32_t*>(patches);
+  int oy = first / out_w, ox = first % out_w;
+  for (int i = 0; i < n; ++i) {
+    const int y0 = oy * sh - pad_h, x0 = ox * sw - pad_w;
+    const bool inside = y0 >= 0 && y0 + kh <= in_h && x0 >= 0 && x0 + kw <= in_w;
+    for (int ky = 0; ky < kh; ++ky) {
+      const int y = y0 + ky;
+      const uint32_t* src = reinterpret_cast<const uint32_t*>(image + (y * in_w + x0) * c);
+      if (inside) {  // the kernel's row of taps is kw * c contiguous bytes of the image
+        for (int k = 0; k < kw * words; ++k) dst[k] = src[k];
+        dst += kw * words;
+        continue;
+      }
+      for (int kx = 0; kx < kw; ++kx, dst += words, src += words) {
+        const int x = x0 + kx;
+        const bool tap = y >= 0 && y < in_h && x >= 0 && x < in_w;
+        for (int k = 0; k < words; ++k) dst[k] = tap ? src[k] : fill;
+      }
+    }
+    if (++ox == out_w) ox = 0, ++oy;
+  }
+}
+
+// int8 CONV_2D of a small input depth (a multiple of 4, at most 16 channels; a kernel larger
+// than 1 x 1): a Transformer stem's second convolution. reference_integer_ops::ConvPerChannel's
+// sums, requantization and clamp, computed as FULLY_CONNECTED over im2col rows: the patches of
+// a block of output pixels copied to the stack (Im2ColBlock), then two pixels by two output
+// channels through ChannelPairSums and RequantizeChannelPair, the input offset folded into each
+// channel's initial sum. CMSIS-NN's arm_convolve_s8 widens every patch to 16 bits and spends
+// 141 Cortex-M4 instructions per output on the light Conformer's 3 x 3 x 4 -> 16 stem (36 MACs
+// per output). Other layouts (1 x 1 kernels, which CMSIS-NN runs without im2col; dilation;
+// groups; per-tensor scales; a requantization that shifts left) and Cortex-M55 run TFLM's
+// kernel.
+inline TfLiteStatus ConvSmallDepthEval(TfLiteContext* context, TfLiteNode* node) {
+  const auto [input, filter, bias, output] = WeightedOperands::Of(context, node);
+  const auto& params = *static_cast<const TfLiteConvParams*>(node->builtin_data);
+  // CMSIS-NN's OpData starts with the reference kernel's OpDataConv (all the reference kernel
+  // keeps): its Prepare's offsets, padding and per-channel multipliers.
+  const tflite::OpDataConv& d = *static_cast<const tflite::OpDataConv*>(node->user_data);
+  const int c = input->dims->size == 4 ? input->dims->data[3] : 0;
+  const int kh = filter->dims->data[1], kw = filter->dims->data[2];
+  const int depth = kh * kw * c, channels = output->dims->data[3];
+  bool mine = input->type == kTfLiteInt8 && filter->type == kTfLiteInt8 &&
+              output->type == kTfLiteInt8 && (bias == nullptr || bias->type == kTfLiteInt32) &&
+              c > 0 && c % 4 == 0 && c <= 16 && filter->dims->data[3] == c && kh * kw > 1 &&
+              2 * depth <= kPatchBytes && channels >= 2 &&
+              channels <= kMaxConvChannels && params.dilation_width_factor == 1 &&
+              params.dilation_height_factor == 1;
+  const int32_t* mult = d.per_channel_output_multiplier;
+  const int32_t* shift = d.per_channel_output_shift;
+  for (int k = 0; mine && k < channels; ++k) mine = shift[k] <= 0 && mult[k] >= 0;
+#if defined(ARM_MATH_MVEI) || defined(USE_TFLM_COMPRESSION)
+  mine = false;
+#endif
+  if (!mine) return tflite::Register_CONV_2D_INT8().invoke(context, node);
+  const int batches = input->dims->data[0], in_h = input->dims->data[1];
+  const int in_w = input->dims->data[2];
+  const int out_h = output->dims->data[1], out_w = output->dims->data[2];
+  const int32_t x_offset = -d.input_zero_point, out_offset = d.output_zero_point;
+  const int32_t lo = d.output_activation_min, hi = d.output_activation_max;
+  const int8_t* in = tflite::micro::GetTensorData<int8_t>(input);
+  const int8_t* weights = tflite::micro::GetTensorData<int8_t>(filter);
+  const int32_t* b = bias != nullptr ? tflite::micro::GetTensorData<int32_t>(bias) : nullptr;
+  int8_t* out = tflite::micro::GetTensorData<int8_t>(output);
+  // Whole rows of patches in the block, an even number of them (ChannelPairSums pairs rows).
+  int block = kPatchBytes / depth;
+  block = (block < kRowBlock ? block : kRowBlock) & ~1;
+  alignas(4) int8_t patches[kPatchBytes];
+  int32_t sums[2 * kRowBlock];
+  // Each channel's initial sum: its bias plus the input offset times its weights' sum.
+  int32_t init[kMaxConvChannels];
+  for (int k = 0; k < channels; ++k) {
+    init[k] = (b != nullptr ? b[k] : 0) + x_offset * SumInt8(weights + k * depth, depth);
+  }
+  const int pixels = out_h * out_w;
+  for (int n = 0; n < batches; ++n, in += in_h * in_w * c, out += pixels * channels) {
+    for (int p = 0; p < pixels; p += block) {
+      const int rows = pixels - p < block ? pixels - p : block;
+      Im2ColBlock(in, in_h, in_w, c, kh, kw, params.stride_height, params.stride_width,
+                  d.padding.height, d.padding.width, out_w, p, rows,
+                  static_cast<int8_t>(d.input_zero_point), patches);
+      for (int k = 0; k < channels; k += 2) {
+        // An odd last channel is computed as the second of a pair with the channel before it.
+        const bool odd = k + 1 == channels;
+        const int first = odd ? k - 1 : k;
+        RightShiftRequant q[2];
+        for (int j = 0; j < 2; ++j) {
+          const int kj = first + j;
+          const int32_t bias_j = b != nullptr ? b[kj] : 0;
+          // |sum| <= |bias| + depth * 255 * 128 < 2^29 + 2^29: within Bounded()'s range.
+          const bool small = bias_j > -(1 << 29) && bias_j < (1 << 29);
+          q[j] = RightShiftRequant(mult[kj], -shift[kj], out_offset, small);
+        }
+        ChannelPairSums(patches, rows, depth, weights + first * depth, init[first],
+                        init[first + 1], sums);
+        RequantizeChannelPair<false>(sums, nullptr, rows, q, lo, hi,
+                                     out + p * channels + first, channels, odd);
+      }
+    }
+  }
+  return kTfLiteOk;
+}
+
+inline TFLMRegistration Register_CONV_2D_INT8_SMALL_DEPTH() {
+  return WithEval(tflite::Register_CONV_2D_INT8(), ConvSmallDepthEval);
+}
+
+}  // namespace keras_hrf
+
+"""
+
 _BATCH_MATMUL_CC = """\
 #include "tensorflow/lite/micro/kernels/batch_matmul.h"
 
@@ -1156,11 +1472,14 @@ _MUL_CC = """\
 
 namespace keras_hrf {
 
-// int8 x * y with either operand broadcast per row, per column or as one value (FindBroadcast):
-// reference_integer_ops::BroadcastMul6DSlow's arithmetic (the product of the two offset values
-// commutes, so which operand is broadcast does not matter) without its 6-D index walk; and
-// x * x from a table. Other operands of the same shape and other broadcasts go to TFLM's int8
-// MUL (CMSIS-NN's arm_elementwise_mul_s8 on Cortex-M).
+// int8 x * y of the same shape, or with either operand broadcast per row, per column or as one
+// value (FindBroadcast): reference_integer_ops::MulElementwise / BroadcastMul6DSlow's arithmetic
+// (the product of the two offset values commutes, so which operand is broadcast does not
+// matter) without the 6-D index walk, requantized by Bounded() (a shift of at most 13 left or
+// 22 right; otherwise TFLite's requantization per element); and x * x from a table. Other
+// broadcasts, and operands of the same shape on Cortex-M55 (CMSIS-NN's MVE
+// arm_elementwise_mul_s8), go to TFLM's int8 MUL. On Cortex-M4 CMSIS-NN's kernel spent 36
+// instructions per element on the light Conformer's gates.
 inline TfLiteStatus MulBroadcastEval(TfLiteContext* context, TfLiteNode* node) {
   const TfLiteEvalTensor* input1 = tflite::micro::GetEvalInput(context, node, 0);
   const TfLiteEvalTensor* input2 = tflite::micro::GetEvalInput(context, node, 1);
@@ -1186,10 +1505,14 @@ inline TfLiteStatus MulBroadcastEval(TfLiteContext* context, TfLiteNode* node) {
     for (int i = 0; i < n; ++i) out[i] = table[x[i] + 128];
     return kTfLiteOk;
   }
+#if defined(ARM_MATH_MVEI)
+  if (tflite::micro::HaveSameShapes(input1, input2)) {
+    return tflite::Register_MUL_INT8().invoke(context, node);
+  }
+#endif
   Broadcast b;
   const bool first_full = int8 && FindBroadcast(input1, input2, output, &b);
-  if (!int8 || tflite::micro::HaveSameShapes(input1, input2) ||
-      !(first_full || FindBroadcast(input2, input1, output, &b))) {
+  if (!int8 || !(first_full || FindBroadcast(input2, input1, output, &b))) {
     return tflite::Register_MUL_INT8().invoke(context, node);
   }
   const TfLiteEvalTensor* full = first_full ? input1 : input2;
@@ -1203,6 +1526,17 @@ inline TfLiteStatus MulBroadcastEval(TfLiteContext* context, TfLiteNode* node) {
   const int8_t* x = tflite::micro::GetTensorData<int8_t>(full);
   const int8_t* y = tflite::micro::GetTensorData<int8_t>(small);
   int8_t* out = tflite::micro::GetTensorData<int8_t>(output);
+  const RightShiftRequant q(multiplier, shift < 0 ? -shift : 0, zero_point, shift <= 13);
+  if (q.bounded && multiplier >= 0) {
+    // |product| <= 255^2 < 2^16: a left shift of up to 13 keeps it within Bounded()'s range
+    // (q's exponent is 0 then: the left shift is all TFLite's requantization does).
+    const int pre_shift = shift > 0 ? shift : 0;
+    BoundedElementwiseOf(x, y, b, q, lo, hi, out,
+                         [full_offset, small_offset, pre_shift](int8_t u, int8_t v) {
+                           return (full_offset + u) * (small_offset + v) * (1 << pre_shift);
+                         });
+    return kTfLiteOk;
+  }
   for (int r = 0; r < b.rows; ++r, x += depth, out += depth) {
     const int8_t* y_row = y + r * row_step;
     for (int c = 0; c < depth; ++c) {
@@ -1224,13 +1558,14 @@ inline TFLMRegistration Register_MUL_INT8_BROADCAST() {
 #: Project kernels that need :data:`_BROADCAST_CC` (written once, before them).
 _NEEDS_BROADCAST = {"ADD", "MUL", "SUB"}
 #: Project kernels that need :data:`_ROWS_CC` (written once, before them).
-_NEEDS_ROWS = {"BATCH_MATMUL", "FULLY_CONNECTED"}
+_NEEDS_ROWS = {"BATCH_MATMUL", "CONV_2D", "FULLY_CONNECTED"}
 
 #: Builtin op -> (the registration op_resolver.h defines for it when every instance is int8, its
 #: code); see :data:`_KERNELS_HEAD`.
 PROJECT_KERNELS: dict[str, tuple[str, str]] = {
     "ADD": ("keras_hrf::Register_ADD_INT8_TABLES", _ADD_CC),
     "BATCH_MATMUL": ("keras_hrf::Register_BATCH_MATMUL_INT8_ROWS", _BATCH_MATMUL_CC),
+    "CONV_2D": ("keras_hrf::Register_CONV_2D_INT8_SMALL_DEPTH", _CONV_CC),
     "DEPTHWISE_CONV_2D": ("keras_hrf::Register_DEPTHWISE_CONV_2D_INT8_ONE_CHANNEL", _DEPTHWISE_CC),
     "FULLY_CONNECTED": ("keras_hrf::Register_FULLY_CONNECTED_INT8_ROWS", _FULLY_CONNECTED_CC),
     "LOGISTIC": ("keras_hrf::Register_LOGISTIC_INT8_LUT", _LOGISTIC_CC),

@@ -31,7 +31,9 @@ from keras_hrf.layers import MultiHeadAttentionCore
 
 FRAMES = 24  # a short input: 24 x 64 (= 1,536) values per wide tensor, ~9,000 outputs
 #: The ops of the layout model that the project's kernels run (where the layout suits them).
-OWN = ("ADD", "SUB", "MUL", "MEAN", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL")
+OWN = (
+    "ADD", "SUB", "MUL", "MEAN", "DEPTHWISE_CONV_2D", "CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL"
+)  # fmt: skip
 
 
 def _layout_model(n_mels: int) -> keras.Model:
@@ -70,6 +72,18 @@ def _layout_model(n_mels: int) -> keras.Model:
     stem = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="stem")(image)
     stem8 = keras.layers.Conv2D(8, (3, 2), padding="same", name="stem8")(image)
     depthwise = keras.layers.DepthwiseConv2D(3, padding="same", name="depthwise")(stem)
+    # ... and one of 11 taps over time (the Conformer's convolution module: the project's
+    # kernel), "same": taps cut off at both ends.
+    long_dw = keras.layers.DepthwiseConv2D((1, 11), padding="same", name="long_dw")(stem)
+    # CONV_2D over 4 channels (the Transformer stems' second convolution): 3 x 3 at stride 2
+    # ("same": padding on every border) into 6 channels, 96 outputs per channel (blocks of 28
+    # patches and a last one of 12), and 2 x 3 "valid" at strides 1 x 2 into 5 (an odd channel
+    # count), 165 outputs per channel (an odd last block), with a fused ReLU.
+    conv_same = keras.layers.Conv2D(6, 3, strides=2, padding="same", name="conv_same")(stem)
+    conv_valid = keras.layers.Conv2D(
+        5, (2, 3), strides=(1, 2), activation="relu", name="conv_valid"
+    )(stem)
+    gated = wide * residual  # MUL of the same shapes
     # FULLY_CONNECTED over rows (narrow and wide above: 24 rows, 64 -> 16 and 64 -> 64): an odd
     # channel count over a depth that is no multiple of 4 (6 -> 5), a fused ReLU (not the whole
     # int8 range), 3 rows (odd) and 48 (one and a half of the kernel's blocks of 32), and the
@@ -90,7 +104,8 @@ def _layout_model(n_mels: int) -> keras.Model:
     small = over_time + ops.mean(wide, axis=1)  # ADD of the same shapes, 64 values
     parts = [centred_narrow, centred, normed, scaled, residual, mid_add, mid_mul, mid_sub]
     parts += [positioned, row_scaled, lifted, column_sub, halved, stem, stem8, depthwise]
-    parts += [five, three_rows, rows48, heads, windows]
+    parts += [five, three_rows, rows48, heads, windows, conv_same, conv_valid, gated]
+    parts += [long_dw]
     parts = [keras.layers.Flatten()(p) for p in parts] + [over_time, non_adjacent, small, pooled_fc]
     # TFLM's CONCATENATION takes <= 10 inputs
     chunks = [keras.layers.Concatenate()(parts[i : i + 8]) for i in range(0, len(parts), 8)]
@@ -148,14 +163,21 @@ def test_the_layout_model_uses_the_project_kernels(layout_export):
     assert ("ADD", ((1, FRAMES, 64), (FRAMES, 64))) in seen
     assert ("ADD", ((1, FRAMES, 1), (1, FRAMES, 64))) in seen  # the broadcast operand first
     assert ("SUB", ((1, FRAMES, 64), (1, 1, 64))) in seen
-    # (input shape, filter shape) of the depthwise convolutions: the two over one channel (the
-    # project's kernel) and the one over four channels (handed to TFLM's).
+    # (input shape, filter shape) of the depthwise convolutions: the two over one channel and
+    # the 11-tap one over four (the project's kernel), the 3 x 3 one over four (TFLM's).
     depthwise = {s[:2] for n, s in seen if n == "DEPTHWISE_CONV_2D"}
     assert depthwise == {
         ((1, FRAMES, 64, 1), (1, 3, 3, 4)),
         ((1, FRAMES, 64, 1), (1, 3, 2, 8)),
         ((1, FRAMES // 2, 32, 4), (1, 3, 3, 4)),
+        ((1, FRAMES // 2, 32, 4), (1, 1, 11, 4)),
     }
+    conv = {s[:2] for n, s in seen if n == "CONV_2D"}
+    assert conv == {
+        ((1, FRAMES // 2, 32, 4), (6, 3, 3, 4)),
+        ((1, FRAMES // 2, 32, 4), (5, 2, 3, 4)),
+    }
+    assert ("MUL", ((1, FRAMES, 64), (1, FRAMES, 64))) in seen
     dense = {s[:2] for n, s in seen if n == "FULLY_CONNECTED"}
     assert {((1, FRAMES, 6), (5, 6)), ((3, 512), (4, 512)), ((48, 32), (6, 32))} <= dense
     assert ((1, 64), (3, 64)) in dense  # one row
@@ -204,7 +226,7 @@ def test_requantization_matches_tflite_on_golden_vectors(tmp_path):
     import re
     import subprocess
 
-    source = csource._ROWS_CC
+    source = csource._KERNELS_HEAD
     struct = re.search(r"struct RightShiftRequant \{.*?\n\};\n", source, re.S).group(0)
     rng = np.random.default_rng(0)
     cases = []
