@@ -221,6 +221,12 @@ _KERNELS_HEAD = """\
 #include "arm_nnsupportfunctions.h"
 #endif
 
+// Every kernel here reproduces TFLite's double-rounding requantization (RightShiftRequant,
+// Requantize), which TFLITE_SINGLE_ROUNDING builds of TFLM replace.
+#if defined(TFLITE_SINGLE_ROUNDING) && TFLITE_SINGLE_ROUNDING
+#error "keras-hrf's kernels use TFLite's double rounding: build without TFLITE_SINGLE_ROUNDING"
+#endif
+
 namespace keras_hrf {
 
 // TFLite's MultiplyByQuantizedMultiplier(x, multiplier, shift), per element. On Cortex-M this is
@@ -704,9 +710,10 @@ inline void ScaledSumInt8(const ScaledInputs& p, const int8_t* x, const int8_t* 
   }
   const int32_t* s1 = table1 + 128;
   const int32_t* s2 = table2 + 128;
-  const RightShiftRequant q(out_multiplier, -out_shift, out_offset,
-                            p.left_shift >= 0 && p.left_shift <= 21);
-  if (q.bounded && out_shift <= 0 && out_multiplier >= 0) {
+  // (AddPrepare / SubPrepare write out_shift <= 0; anything else takes the general loop.)
+  const RightShiftRequant q(out_multiplier, out_shift <= 0 ? -out_shift : 0, out_offset,
+                            out_shift <= 0 && p.left_shift >= 0 && p.left_shift <= 21);
+  if (q.bounded && out_multiplier >= 0) {
     BoundedElementwiseOf(x, y, b, q, lo, hi, out, [s1, s2](int8_t u, int8_t v) {
       return kSubtract ? s1[u] - s2[v] : s1[u] + s2[v];
     });
@@ -831,7 +838,7 @@ inline TFLMRegistration Register_SUB_INT8_TABLES() {
 _DEPTHWISE_CC = """\
 #include "tensorflow/lite/micro/kernels/conv.h"
 #include "tensorflow/lite/micro/kernels/depthwise_conv.h"
-#if defined(ARM_MATH_DSP) && defined(__ARM_FEATURE_DSP)
+#if defined(ARM_MATH_DSP) && defined(__ARM_FEATURE_SIMD32)
 #include <arm_acle.h>
 #endif
 
@@ -911,7 +918,7 @@ __attribute__((noinline)) void DepthwiseChannels(
     const int32_t* shift, int batches, int in_h, int in_w, int kh, int kw, int depth, int out_h,
     int out_w, int sh, int sw, int pad_h, int pad_w, int32_t in_offset, int32_t out_offset,
     int32_t lo, int32_t hi, int8_t* out) {
-#if defined(ARM_MATH_DSP) && defined(__ARM_FEATURE_DSP)
+#if defined(ARM_MATH_DSP) && defined(__ARM_FEATURE_SIMD32)
   const uint32_t offsets = (static_cast<uint32_t>(in_offset) & 0xFFFFu) * 0x10001u;
 #endif
   for (int c = 0; c < depth; c += 4) {
@@ -935,7 +942,7 @@ __attribute__((noinline)) void DepthwiseChannels(
             const int8_t* x = image + ((y0 + ky) * in_w + x0 + kx_in.lo) * depth;
             const int8_t* f = weights + (ky * kw + kx_in.lo) * depth + c;
             for (int kx = kx_in.lo; kx < kx_in.hi; ++kx, x += depth, f += depth) {
-#if defined(ARM_MATH_DSP) && defined(__ARM_FEATURE_DSP)
+#if defined(ARM_MATH_DSP) && defined(__ARM_FEATURE_SIMD32)
               uint32_t xv, fv;
               __builtin_memcpy(&xv, x, 4);
               __builtin_memcpy(&fv, f, 4);
@@ -1261,31 +1268,34 @@ constexpr int kMaxConvChannels = 64;
 
 // Copies the patches of output pixels [first, first + n) of one image (each kh x kw x c bytes,
 // c a multiple of 4; taps outside the image filled with the input zero point, so that they add
-// 0 to the sums as the reference kernel's skipped taps do) into rows of `patches`, a word at a
-// time (the image and the patches are word-aligned: c is a multiple of 4).
+// 0 to the sums as the reference kernel's skipped taps do) into rows of `patches`, four bytes
+// at a time (memcpy of 4 bytes: one LDR / STR on Cortex-M, which allows unaligned words; no
+// assumption on the tensors' alignment, no type punning).
 __attribute__((noinline)) inline void Im2ColBlock(const int8_t* image, int in_h, int in_w,
                                                   int c, int kh, int kw, int sh, int sw,
                                                   int pad_h, int pad_w, int out_w, int first,
                                                   int n, int8_t zero_point, int8_t* patches) {
   const uint32_t fill = 0x01010101u * static_cast<uint8_t>(zero_point);
-  const int words = c / 4;
-  uint32_t* dst = reinterpret_cast<uint32_t*>(patches);
   int oy = first / out_w, ox = first % out_w;
   for (int i = 0; i < n; ++i) {
     const int y0 = oy * sh - pad_h, x0 = ox * sw - pad_w;
     const bool inside = y0 >= 0 && y0 + kh <= in_h && x0 >= 0 && x0 + kw <= in_w;
     for (int ky = 0; ky < kh; ++ky) {
       const int y = y0 + ky;
-      const uint32_t* src = reinterpret_cast<const uint32_t*>(image + (y * in_w + x0) * c);
       if (inside) {  // the kernel's row of taps is kw * c contiguous bytes of the image
-        for (int k = 0; k < kw * words; ++k) dst[k] = src[k];
-        dst += kw * words;
+        const int8_t* src = image + (y * in_w + x0) * c;
+        for (int k = 0; k < kw * c; k += 4) __builtin_memcpy(patches + k, src + k, 4);
+        patches += kw * c;
         continue;
       }
-      for (int kx = 0; kx < kw; ++kx, dst += words, src += words) {
+      for (int kx = 0; kx < kw; ++kx, patches += c) {
         const int x = x0 + kx;
-        const bool tap = y >= 0 && y < in_h && x >= 0 && x < in_w;
-        for (int k = 0; k < words; ++k) dst[k] = tap ? src[k] : fill;
+        if (y >= 0 && y < in_h && x >= 0 && x < in_w) {
+          const int8_t* src = image + (y * in_w + x) * c;
+          for (int k = 0; k < c; k += 4) __builtin_memcpy(patches + k, src + k, 4);
+        } else {
+          for (int k = 0; k < c; k += 4) __builtin_memcpy(patches + k, &fill, 4);
+        }
       }
     }
     if (++ox == out_w) ox = 0, ++oy;
@@ -1299,9 +1309,10 @@ __attribute__((noinline)) inline void Im2ColBlock(const int8_t* image, int in_h,
 // channels through ChannelPairSums and RequantizeChannelPair, the input offset folded into each
 // channel's initial sum. CMSIS-NN's arm_convolve_s8 widens every patch to 16 bits and spends
 // 141 Cortex-M4 instructions per output on the light Conformer's 3 x 3 x 4 -> 16 stem (36 MACs
-// per output). Other layouts (1 x 1 kernels, which CMSIS-NN runs without im2col; dilation;
-// groups; per-tensor scales; a requantization that shifts left) and Cortex-M55 run TFLM's
-// kernel.
+// per output). Per-tensor weights run here too (TFLM's Prepare fills the per-channel arrays
+// with the one scale). Other layouts (1 x 1 kernels, which CMSIS-NN runs without im2col;
+// dilation; groups; more than 16 input or 64 output channels; a requantization that shifts
+// left) and Cortex-M55 run TFLM's kernel.
 inline TfLiteStatus ConvSmallDepthEval(TfLiteContext* context, TfLiteNode* node) {
   const auto [input, filter, bias, output] = WeightedOperands::Of(context, node);
   const auto& params = *static_cast<const TfLiteConvParams*>(node->builtin_data);

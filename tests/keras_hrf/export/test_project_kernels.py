@@ -83,6 +83,7 @@ def _layout_model(n_mels: int) -> keras.Model:
     conv_valid = keras.layers.Conv2D(
         5, (2, 3), strides=(1, 2), activation="relu", name="conv_valid"
     )(stem)
+    conv8 = keras.layers.Conv2D(4, 3, padding="same", name="conv8")(stem8)  # 8 channels in
     gated = wide * residual  # MUL of the same shapes
     # FULLY_CONNECTED over rows (narrow and wide above: 24 rows, 64 -> 16 and 64 -> 64): an odd
     # channel count over a depth that is no multiple of 4 (6 -> 5), a fused ReLU (not the whole
@@ -105,7 +106,7 @@ def _layout_model(n_mels: int) -> keras.Model:
     parts = [centred_narrow, centred, normed, scaled, residual, mid_add, mid_mul, mid_sub]
     parts += [positioned, row_scaled, lifted, column_sub, halved, stem, stem8, depthwise]
     parts += [five, three_rows, rows48, heads, windows, conv_same, conv_valid, gated]
-    parts += [long_dw]
+    parts += [long_dw, conv8]
     parts = [keras.layers.Flatten()(p) for p in parts] + [over_time, non_adjacent, small, pooled_fc]
     # TFLM's CONCATENATION takes <= 10 inputs
     chunks = [keras.layers.Concatenate()(parts[i : i + 8]) for i in range(0, len(parts), 8)]
@@ -176,6 +177,7 @@ def test_the_layout_model_uses_the_project_kernels(layout_export):
     assert conv == {
         ((1, FRAMES // 2, 32, 4), (6, 3, 3, 4)),
         ((1, FRAMES // 2, 32, 4), (5, 2, 3, 4)),
+        ((1, FRAMES, 64, 8), (4, 3, 3, 8)),
     }
     assert ("MUL", ((1, FRAMES, 64), (1, FRAMES, 64))) in seen
     dense = {s[:2] for n, s in seen if n == "FULLY_CONNECTED"}
