@@ -299,6 +299,13 @@ struct RightShiftRequant {
   }
 };
 
+// Whether an int8 dot product of `terms` products of an offset input (|v + offset| <= 255) and
+// an int8 weight, plus `bias`, stays within Bounded()'s +-2^30: |sum| <= |bias| + terms * 255 *
+// 128 < 2^29 + 2^29.
+inline bool SumsWithinBound(int32_t bias, int terms) {
+  return terms <= 16384 && bias > -(1 << 29) && bias < (1 << 29);
+}
+
 // clamp(v, lo, hi) as int8; kFullRange (lo = -128, hi = 127): one SSAT on Cortex-M.
 template <bool kFullRange>
 inline int8_t Saturate(int32_t v, int32_t lo, int32_t hi) {
@@ -1017,13 +1024,11 @@ inline TfLiteStatus DepthwiseOneChannelEval(TfLiteContext* context, TfLiteNode* 
   const int8_t* weights = tflite::micro::GetTensorData<int8_t>(filter);
   const int32_t* b = bias != nullptr ? tflite::micro::GetTensorData<int32_t>(bias) : nullptr;
   int8_t* out = tflite::micro::GetTensorData<int8_t>(output);
-  // |sum| <= |bias| + kh * kw * 255 * 128: within Bounded()'s +-2^30 for |bias| < 2^29 (and a
-  // right-shift requantization), which every channel must allow for the bounded loop.
-  bool bounded = kh * kw <= 16384;
+  // Bounded() where every channel's sums stay within its range and requantize by a right shift.
+  bool bounded = true;
   for (int c = 0; bounded && c < depth; ++c) {
-    const int32_t bias_c = b != nullptr ? b[c] : 0;
-    bounded = shift[c] <= 0 && mult[c] >= 0 && -shift[c] <= 22 && bias_c > -(1 << 29) &&
-              bias_c < (1 << 29);
+    bounded = shift[c] <= 0 && mult[c] >= 0 && -shift[c] <= 22 &&
+              SumsWithinBound(b != nullptr ? b[c] : 0, kh * kw);
   }
   if (in_c != 1) {
     if (!bounded) return tflite::Register_DEPTHWISE_CONV_2D_INT8().invoke(context, node);
@@ -1233,9 +1238,7 @@ inline TfLiteStatus FullyConnectedRowsEval(TfLiteContext* context, TfLiteNode* n
     for (int j = 0; j < 2; ++j) {
       const int cj = first + j;
       const int32_t bias_j = b != nullptr ? b[cj] : 0;
-      // |sum| <= |bias| + depth * 255 * 128 < 2^29 + 2^29: within Bounded()'s range.
-      const bool small = depth <= 16384 && bias_j > -(1 << 29) && bias_j < (1 << 29);
-      q[j] = RightShiftRequant(mult[cj], -shift[cj], out_offset, small);
+      q[j] = RightShiftRequant(mult[cj], -shift[cj], out_offset, SumsWithinBound(bias_j, depth));
       init[j] = bias_j + x_offset * SumInt8(weights + cj * depth, depth);
     }
     for (int r = 0; r < rows; r += kRowBlock) {
@@ -1368,9 +1371,7 @@ inline TfLiteStatus ConvSmallDepthEval(TfLiteContext* context, TfLiteNode* node)
         RightShiftRequant q[2];
         for (int j = 0; j < 2; ++j) {
           const int kj = first + j;
-          const int32_t bias_j = b != nullptr ? b[kj] : 0;
-          // |sum| <= |bias| + depth * 255 * 128 < 2^29 + 2^29: within Bounded()'s range.
-          const bool small = bias_j > -(1 << 29) && bias_j < (1 << 29);
+          const bool small = SumsWithinBound(b != nullptr ? b[kj] : 0, depth);
           q[j] = RightShiftRequant(mult[kj], -shift[kj], out_offset, small);
         }
         ChannelPairSums(patches, rows, depth, weights + first * depth, init[first],
