@@ -108,6 +108,7 @@ def fine_tune(
         optimizer=keras.optimizers.Adam(lr),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True),
     )
+    qat_model.optimizer.build(qat_model.trainable_variables)  # one trace of the step (see fit)
     w = np.ones(len(x_train), "float32") if sample_weight is None else sample_weight
     # The training pipeline of fit (shuffling, seeded SpecAugment).
     ds = train_dataset(

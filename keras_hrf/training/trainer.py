@@ -153,6 +153,9 @@ def fit(
             from_logits=True, label_smoothing=config.label_smoothing
         )
     model.compile(optimizer=optimizer, loss=loss)
+    # Built here, not lazily inside the first traced step: a tf.function that creates variables
+    # is traced a second time, and the train step's trace (most of a short run's time) with it.
+    optimizer.build(model.trainable_variables)
     ds = train_dataset(
         x_train,
         targets,
