@@ -142,16 +142,23 @@ def train_dataset(
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     ds = tf.data.Dataset.zip((ds, seeds))
 
+    # Traced as written (no AutoGraph conversion): their only branches and loops are on Python
+    # values, and converting them took a second of every run.
+    @tf.autograph.experimental.do_not_convert
     def aug(item, s):
         xi, yi, wi = item
         return spec_augment(xi, s, augmentation, pad_row), yi, wi
+
+    @tf.autograph.experimental.do_not_convert
+    def mix(batch, s):
+        return mixup(batch, s, augmentation.mixup)
 
     ds = ds.map(aug, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch_size)
     if augmentation.mixup > 0:
         # Its own seed stream (one pair per batch), so that mixup leaves the masks unchanged.
         batch_seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
         ds = tf.data.Dataset.zip((ds, batch_seeds.batch(2)))
-        ds = ds.map(lambda batch, s: mixup(batch, s, augmentation.mixup))
+        ds = ds.map(mix)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
