@@ -87,12 +87,14 @@ def _layout_model(n_mels: int) -> keras.Model:
     gated = wide * residual  # MUL of the same shapes
     # FULLY_CONNECTED over rows (narrow and wide above: 24 rows, 64 -> 16 and 64 -> 64): an odd
     # channel count over a depth that is no multiple of 4 (6 -> 5), a fused ReLU (not the whole
-    # int8 range), 3 rows (odd) and 48 (one and a half of the kernel's blocks of 32), and the
-    # one-row FC of a pooled vector (TFLM's kernel).
+    # int8 range), 3 rows (odd) and 48 (one and a half of the kernel's blocks of 32), 9 rows
+    # (odd, enough for the widened weights of Cortex-M4) into 7 channels, and the one-row FC of
+    # a pooled vector (TFLM's kernel).
     six = keras.layers.Dense(6, name="six")(inp)
     five = keras.layers.Dense(5, activation="relu", name="five")(six)
     three_rows = keras.layers.Dense(4, name="three_rows")(ops.reshape(residual, (-1, 3, 512)))
     rows48 = keras.layers.Dense(6, name="rows48")(ops.reshape(residual, (-1, 48, 32)))
+    rows9 = keras.layers.Dense(7, name="rows9")(inp[:, 3:12, :])
     # BATCH_MATMUL (attention's Q K^T and A V): two heads of 5 in one batched product (odd
     # columns, a depth that is no multiple of 4), and one head over windows of 8 frames.
     qkv = [keras.layers.Dense(10, name=f"attn_{t}")(inp) for t in "qkv"]
@@ -106,7 +108,7 @@ def _layout_model(n_mels: int) -> keras.Model:
     parts = [centred_narrow, centred, normed, scaled, residual, mid_add, mid_mul, mid_sub]
     parts += [positioned, row_scaled, lifted, column_sub, halved, stem, stem8, depthwise]
     parts += [five, three_rows, rows48, heads, windows, conv_same, conv_valid, gated]
-    parts += [long_dw, conv8]
+    parts += [long_dw, conv8, rows9]
     parts = [keras.layers.Flatten()(p) for p in parts] + [over_time, non_adjacent, small, pooled_fc]
     # TFLM's CONCATENATION takes <= 10 inputs
     chunks = [keras.layers.Concatenate()(parts[i : i + 8]) for i in range(0, len(parts), 8)]
