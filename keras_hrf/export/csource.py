@@ -1057,6 +1057,30 @@ inline TFLMRegistration Register_DEPTHWISE_CONV_2D_INT8_ONE_CHANNEL() {
 """
 
 _ROWS_CC = """\
+#if defined(ARM_MATH_DSP) && defined(__GNUC__)
+// The row-pair step's second half, shared by ChannelPairSums and WideChannelPairSums (asm
+// operands of those names): both rows' next input word widened (SXTB16) and multiplied into
+// the four sums with the two channels' weight halves in t3, t2 (channel 0) and t4, t1
+// (channel 1); then the loop count.
+#define KERAS_HRF_ROW_PAIR_MACS \\
+  "ldr %[t5], [%[xp]], #4\\n\\t" \\
+  "sxtb16 %[t6], %[t5]\\n\\t" \\
+  "sxtb16 %[t5], %[t5], ror #8\\n\\t" \\
+  "smlad %[a00], %[t6], %[t3], %[a00]\\n\\t" \\
+  "smlad %[a00], %[t5], %[t2], %[a00]\\n\\t" \\
+  "smlad %[a01], %[t6], %[t4], %[a01]\\n\\t" \\
+  "smlad %[a01], %[t5], %[t1], %[a01]\\n\\t" \\
+  "ldr %[t5], [%[xp], %[step]]\\n\\t" \\
+  "sxtb16 %[t6], %[t5]\\n\\t" \\
+  "sxtb16 %[t5], %[t5], ror #8\\n\\t" \\
+  "smlad %[a10], %[t6], %[t3], %[a10]\\n\\t" \\
+  "smlad %[a10], %[t5], %[t2], %[a10]\\n\\t" \\
+  "smlad %[a11], %[t6], %[t4], %[a11]\\n\\t" \\
+  "smlad %[a11], %[t5], %[t1], %[a11]\\n\\t" \\
+  "subs %[n], %[n], #1\\n\\t" \\
+  "bne 1b\\n\\t"
+#endif
+
 namespace keras_hrf {
 
 // Integer sums of two channels (weight rows w and w + depth) for `rows` input rows x (row r at
@@ -1093,22 +1117,7 @@ __attribute__((noinline)) inline void ChannelPairSums(const int8_t* x, int rows,
           "sxtb16 %[t2], %[t2], ror #8\\n\\t"
           "sxtb16 %[t4], %[t1]\\n\\t"
           "sxtb16 %[t1], %[t1], ror #8\\n\\t"
-          "ldr %[t5], [%[xp]], #4\\n\\t"
-          "sxtb16 %[t6], %[t5]\\n\\t"
-          "sxtb16 %[t5], %[t5], ror #8\\n\\t"
-          "smlad %[a00], %[t6], %[t3], %[a00]\\n\\t"
-          "smlad %[a00], %[t5], %[t2], %[a00]\\n\\t"
-          "smlad %[a01], %[t6], %[t4], %[a01]\\n\\t"
-          "smlad %[a01], %[t5], %[t1], %[a01]\\n\\t"
-          "ldr %[t5], [%[xp], %[step]]\\n\\t"
-          "sxtb16 %[t6], %[t5]\\n\\t"
-          "sxtb16 %[t5], %[t5], ror #8\\n\\t"
-          "smlad %[a10], %[t6], %[t3], %[a10]\\n\\t"
-          "smlad %[a10], %[t5], %[t2], %[a10]\\n\\t"
-          "smlad %[a11], %[t6], %[t4], %[a11]\\n\\t"
-          "smlad %[a11], %[t5], %[t1], %[a11]\\n\\t"
-          "subs %[n], %[n], #1\\n\\t"
-          "bne 1b\\n\\t"
+          KERAS_HRF_ROW_PAIR_MACS
           : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
             [xp] "+r"(xp), [wp] "+r"(wp), [n] "+r"(n), [t1] "=&r"(t1), [t2] "=&r"(t2),
             [t3] "=&r"(t3), [t4] "=&r"(t4), [t5] "=&r"(t5), [t6] "=&r"(t6)
@@ -1237,22 +1246,7 @@ __attribute__((noinline)) inline void WideChannelPairSums(const int8_t* x, int r
         "1:\\n\\t"
         "ldrd %[t3], %[t2], [%[wp]], #8\\n\\t"
         "ldrd %[t4], %[t1], [%[wp]], #8\\n\\t"
-        "ldr %[t5], [%[xp]], #4\\n\\t"
-        "sxtb16 %[t6], %[t5]\\n\\t"
-        "sxtb16 %[t5], %[t5], ror #8\\n\\t"
-        "smlad %[a00], %[t6], %[t3], %[a00]\\n\\t"
-        "smlad %[a00], %[t5], %[t2], %[a00]\\n\\t"
-        "smlad %[a01], %[t6], %[t4], %[a01]\\n\\t"
-        "smlad %[a01], %[t5], %[t1], %[a01]\\n\\t"
-        "ldr %[t5], [%[xp], %[step]]\\n\\t"
-        "sxtb16 %[t6], %[t5]\\n\\t"
-        "sxtb16 %[t5], %[t5], ror #8\\n\\t"
-        "smlad %[a10], %[t6], %[t3], %[a10]\\n\\t"
-        "smlad %[a10], %[t5], %[t2], %[a10]\\n\\t"
-        "smlad %[a11], %[t6], %[t4], %[a11]\\n\\t"
-        "smlad %[a11], %[t5], %[t1], %[a11]\\n\\t"
-        "subs %[n], %[n], #1\\n\\t"
-        "bne 1b\\n\\t"
+        KERAS_HRF_ROW_PAIR_MACS
         : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
           [xp] "+r"(xp), [wp] "+r"(wp), [n] "+r"(n), [t1] "=&r"(t1), [t2] "=&r"(t2),
           [t3] "=&r"(t3), [t4] "=&r"(t4), [t5] "=&r"(t5), [t6] "=&r"(t6)
