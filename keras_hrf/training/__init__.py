@@ -3,6 +3,7 @@
 - :mod:`~keras_hrf.training.config`: :class:`TrainConfig`;
 - :mod:`~keras_hrf.training.pipeline`: class balance, SpecAugment, ``tf.data``, the validation
   callback;
+- :mod:`~keras_hrf.training.optimizer`: AdamW over the warm-up + cosine schedule, the EMA;
 - :mod:`~keras_hrf.training.trainer`: :func:`fit` -> :class:`RunResult`;
 - :mod:`~keras_hrf.training.metrics`: WA / UA / macro-F1;
 - :mod:`~keras_hrf.training.results`: :class:`RunMetrics` (``metrics.json``), :class:`RunResult`;

@@ -39,7 +39,7 @@ class TrainConfig:
             selected, merged and exported; BatchNorm statistics are then re-estimated for the
             average (:func:`~keras_hrf.training.pipeline.recalibrate_batch_norm`). 0 disables it.
             A run shorter than 4 / (1 - ema) steps uses 1 - 4 / steps instead
-            (:func:`~keras_hrf.training.trainer.ema_decay`): the average never spans more than
+            (:func:`~keras_hrf.training.optimizer.ema_decay`): the average never spans more than
             the last quarter of training.
         selection: Which weights the run keeps: ``"best"`` (the epoch of best validation UA,
             early stopping after ``patience``) or ``"last"`` (the end of the schedule; with

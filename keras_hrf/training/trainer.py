@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Any
 
 import keras
 import numpy as np
@@ -26,6 +25,7 @@ from keras_hrf.layers import LayerToBatchNorm
 from keras_hrf.training.config import TrainConfig
 from keras_hrf.training.distillation import DistillationLoss, soften, teacher_logits
 from keras_hrf.training.metrics import classification_metrics
+from keras_hrf.training.optimizer import make_optimizer
 from keras_hrf.training.pipeline import (
     NormAnnealing,
     ValidationUA,
@@ -36,20 +36,6 @@ from keras_hrf.training.pipeline import (
 from keras_hrf.training.qat_finetune import QATConfig, fine_tune
 from keras_hrf.training.results import RunMetrics, RunResult, SplitMetrics
 from keras_hrf.training.splits import split_speakers
-
-
-def ema_decay(decay: float, total_steps: int) -> float:
-    """The EMA decay a run uses: ``decay``, but at most ``1 - 4 / total_steps``.
-
-    Keras' weight average starts from the initial weights and is not bias-corrected, so an
-    average over more steps than a short run has is mostly the initialisation (after 120 steps
-    at 0.998 the initial weights still carry 0.998^120 = 79 % of it). Capping the horizon
-    ``1 / (1 - decay)`` at a quarter of the run's steps leaves long runs alone (RAVDESS, 100
-    epochs of 32 steps: 0.998 is kept) and makes short ones average their last quarter.
-    """
-    if not decay:
-        return 0.0
-    return min(decay, max(0.0, 1.0 - 4.0 / max(1, total_steps)))
 
 
 def fit(
@@ -119,21 +105,7 @@ def fit(
         **config.model_overrides,
     )
     steps = math.ceil(len(x_train) / config.batch_size)
-    lr: Any = config.learning_rate
-    if config.schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(
-            0.0 if config.warmup_epochs else config.learning_rate,
-            decay_steps=max(1, steps * (config.epochs - config.warmup_epochs)),
-            warmup_target=config.learning_rate if config.warmup_epochs else None,
-            warmup_steps=steps * config.warmup_epochs,
-        )
-    decay = ema_decay(config.ema, steps * config.epochs)
-    ema = {"use_ema": True, "ema_momentum": decay} if decay else {}
-    optimizer = (
-        keras.optimizers.AdamW(lr, weight_decay=config.weight_decay, **ema)
-        if config.weight_decay
-        else keras.optimizers.Adam(lr, **ema)
-    )
+    optimizer = make_optimizer(config, steps)
     targets = keras.utils.to_categorical(y_train, num_classes)
     teacher = None
     if config.teacher:
@@ -185,7 +157,7 @@ def fit(
     )
     # With EMA the averaged weights are swapped in at every epoch end: validated, kept, and in
     # the model when training ends (so merged and exported).
-    swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if decay else []
+    swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if optimizer.use_ema else []
     # LayerNorm -> BatchNorm annealing first, so that a "best" selection restores the mix of
     # the epoch it validated.
     anneal = [NormAnnealing(progressive, anneal_steps)] if progressive else []
@@ -199,7 +171,7 @@ def fit(
         )
     history = pd.DataFrame(hist.history)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
-    if decay:
+    if optimizer.use_ema:
         # The average is of the trainable weights; BatchNorm's statistics follow it here.
         recalibrate_batch_norm(model, x_train, config.batch_size)
 

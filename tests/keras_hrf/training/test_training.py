@@ -240,16 +240,6 @@ def test_ema_weights_are_what_is_merged_and_exported(synthetic_features, split, 
     assert np.abs(plain.merged.predict(x, verbose=0) - r.merged.predict(x, verbose=0)).max() > 1e-3
 
 
-def test_ema_decay_is_capped_to_a_quarter_of_a_short_run():
-    """An average over more steps than the run has would be mostly the initial weights."""
-    from keras_hrf.training.trainer import ema_decay
-
-    assert ema_decay(0.998, 32 * 100) == 0.998  # RAVDESS, 100 epochs: unchanged
-    assert ema_decay(0.998, 120) == pytest.approx(1 - 4 / 120)  # the quick demo
-    assert 1 / (1 - ema_decay(0.999, 400)) == pytest.approx(100)
-    assert ema_decay(0.0, 10) == 0.0 and ema_decay(0.998, 2) == 0.0
-
-
 def test_validation_selects_no_epoch_before_select_from():
     import keras
 
