@@ -32,7 +32,8 @@ from keras_hrf.layers import MultiHeadAttentionCore
 FRAMES = 24  # a short input: 24 x 64 (= 1,536) values per wide tensor, ~9,000 outputs
 #: The ops of the layout model that the project's kernels run (where the layout suits them).
 OWN = (
-    "ADD", "SUB", "MUL", "MEAN", "DEPTHWISE_CONV_2D", "CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL"
+    "ADD", "SUB", "MUL", "MEAN", "DEPTHWISE_CONV_2D", "CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL",
+    "RSQRT",
 )  # fmt: skip
 
 
@@ -105,10 +106,12 @@ def _layout_model(n_mels: int) -> keras.Model:
     pooled_fc = keras.layers.Dense(3, name="pooled_fc")(over_time)
     non_adjacent = ops.mean(blocks, axis=[1, 3])  # TFLM's MEAN
     small = over_time + ops.mean(wide, axis=1)  # ADD of the same shapes, 64 values
+    # RSQRT over 384 values from near 0 up (most of its table; LayerNorm's sees 24 variances).
+    spread = ops.rsqrt(narrow * narrow + 1e-2)
     parts = [centred_narrow, centred, normed, scaled, residual, mid_add, mid_mul, mid_sub]
     parts += [positioned, row_scaled, lifted, column_sub, halved, stem, stem8, depthwise]
     parts += [five, three_rows, rows48, heads, windows, conv_same, conv_valid, gated]
-    parts += [long_dw, conv8, rows9]
+    parts += [long_dw, conv8, rows9, spread]
     parts = [keras.layers.Flatten()(p) for p in parts] + [over_time, non_adjacent, small, pooled_fc]
     # TFLM's CONCATENATION takes <= 10 inputs
     chunks = [keras.layers.Concatenate()(parts[i : i + 8]) for i in range(0, len(parts), 8)]
