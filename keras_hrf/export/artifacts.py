@@ -188,8 +188,8 @@ def export(
             weights, 1.5 M fewer Cortex-M4 instructions for the light Conformer). The float32
             model is converted as it is.
         project_kernels: ``op_resolver.h`` registers the project's own int8 kernels where
-            the model has their ops (:data:`keras_hrf.export.csource.PROJECT_KERNELS`: LOGISTIC
-            and SOFTMAX from tables, MEAN over adjacent axes, ADD and SUB with their input
+            the model has their ops (:data:`keras_hrf.export.csource.PROJECT_KERNELS`: LOGISTIC,
+            SOFTMAX and RSQRT from tables, MEAN over adjacent axes, ADD and SUB with their input
             rescalings from tables, MUL broadcast per row or column, DEPTHWISE_CONV_2D over
             one input channel, FULLY_CONNECTED and BATCH_MATMUL over several rows; the same
             outputs as TFLM's); ``False``: TFLM's kernels only.
