@@ -170,8 +170,13 @@ def main(argv=None) -> int:
                         "rounds": [],
                     },
                 )
-                row["rounds"].append({"first_epoch_s": timer.times[0], "epoch_s": steady,
-                                      "epoch_times_s": timer.times})  # fmt: skip
+                row["rounds"].append(
+                    {
+                        "first_epoch_s": timer.times[0],
+                        "epoch_s": steady,
+                        "epoch_times_s": timer.times,
+                    }
+                )
                 print(
                     f"round {round_ + 1}/{args.rounds} {family} {name}: {steady:.2f} s/epoch",
                     file=sys.stderr,

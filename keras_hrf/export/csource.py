@@ -156,8 +156,8 @@ INT8_REGISTRATIONS: dict[str, tuple[str, str]] = {
 #: whose TFLM kernel is slow and whose result a cheaper loop reproduces exactly. Each uses TFLM's
 #: own Prepare (the same quantization arithmetic; ADD its own Init, since CMSIS-NN's ADD keeps
 #: another struct; RSQRT a copy, TFLM's being private to its source file) and is checked where
-#: it matters: the firmware tests compare every output with
-#: the Python TFLM interpreter (stock reference kernels), bit for bit, on host, Cortex-M4 and M55
+#: it matters: the firmware tests compare every output with the Python TFLM interpreter (stock
+#: reference kernels), bit for bit, on host, Cortex-M4 and M55
 #: (``test_project_kernels.py`` with every operand layout once). Per element they requantize
 #: with CMSIS-NN's inlined ``arm_nn_requantize`` on Cortex-M (the same rounding as TFLite's
 #: ``MultiplyByQuantizedMultiplier``, without a call). Measured per op type on the light
@@ -1654,7 +1654,6 @@ inline TFLMRegistration Register_MUL_INT8_BROADCAST() {
 
 """
 
-#: Project kernels that need :data:`_BROADCAST_CC` (written once, before them).
 _RSQRT_CC = """\
 #include <cmath>
 
@@ -1668,10 +1667,10 @@ namespace keras_hrf {
 // TFLM's kernel (elementwise.cc) runs an inverse-square-root iteration and two requantizations
 // per element, ~465 instructions on Cortex-M4. Its arithmetic is private to elementwise.cc, so
 // Prepare repeats it here (the same multiplier and shift from the same float expression, the
-// same integer steps per input value) for each of the 256 inputs; the golden-vector and
-// firmware tests hold the two bit-identical. Like TFLM's, Eval fails on an input below the
-// zero point ("Rsqrt is only defined for positive values"); calibrated models do not have one
-// (the variance's range starts at 0, so its zero point is -128).
+// same integer steps per input value) for each of the 256 inputs; the firmware tests (the
+// layout model's wide-range RSQRT, the light exports) hold the two bit-identical. Like TFLM's,
+// Eval fails on an input below the zero point ("Rsqrt is only defined for positive values");
+// calibrated models do not have one (the variance's range starts at 0: zero point -128).
 struct RsqrtLut {
   int32_t input_offset;
   int8_t table[256];
@@ -1714,18 +1713,20 @@ inline TfLiteStatus RsqrtLutPrepare(TfLiteContext* context, TfLiteNode* node) {
   constexpr int32_t kShift = 20;  // TFLM's RsqrtEvalQuantized, step by step
   for (int v = -128; v <= 127; ++v) {
     const int32_t value = v - input_offset;
-    int32_t out = 127;  // TFLM: an input at the zero point gives the largest output
-    if (value > 0) {
-      int32_t inv_sqrt_multiplier;
-      int inv_sqrt_shift;
-      tflite::GetInvSqrtQuantizedMultiplierExp(value, tflite::kReverseShift,
-                                               &inv_sqrt_multiplier, &inv_sqrt_shift);
-      const int32_t data = tflite::MultiplyByQuantizedMultiplier(
-          static_cast<int32_t>(1), inv_sqrt_multiplier, inv_sqrt_shift + kShift);
-      out = tflite::MultiplyByQuantizedMultiplier(data, multiplier, shift - kShift) +
-            output_offset;
+    int8_t& entry = lut->table[v + 128];
+    if (value <= 0) {
+      // TFLM: the zero point gives the largest output; below it, Eval refuses the input.
+      entry = value == 0 ? 127 : 0;
+      continue;
     }
-    lut->table[v + 128] = ClampToInt8(value < 0 ? 0 : out);  // value < 0: Eval refuses it
+    int32_t inv_sqrt_multiplier;
+    int inv_sqrt_shift;
+    tflite::GetInvSqrtQuantizedMultiplierExp(value, tflite::kReverseShift, &inv_sqrt_multiplier,
+                                             &inv_sqrt_shift);
+    const int32_t data = tflite::MultiplyByQuantizedMultiplier(
+        static_cast<int32_t>(1), inv_sqrt_multiplier, inv_sqrt_shift + kShift);
+    entry = ClampToInt8(
+        tflite::MultiplyByQuantizedMultiplier(data, multiplier, shift - kShift) + output_offset);
   }
   return kTfLiteOk;
 }
@@ -1756,6 +1757,7 @@ inline TFLMRegistration Register_RSQRT_INT8_LUT() {
 
 """
 
+#: Project kernels that need :data:`_BROADCAST_CC` (written once, before them).
 _NEEDS_BROADCAST = {"ADD", "MUL", "SUB"}
 #: Project kernels that need :data:`_ROWS_CC` (written once, before them).
 _NEEDS_ROWS = {"BATCH_MATMUL", "CONV_2D", "FULLY_CONNECTED"}
